@@ -1,0 +1,50 @@
+package metainfo
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Hashes are the piece hashes of one file, independent of any batch.
+type Hashes struct {
+	// Size is the file's length in bytes.
+	Size int64
+	// Pieces holds one SHA-1 per piece, the last piece padded with zeros to
+	// PieceLength (as it is in every batch where the file is not last).
+	Pieces []byte
+	// Tail is the SHA-1 of the last piece without padding (used when the
+	// file is last in a batch). Equal to the last piece hash when unpadded.
+	Tail [20]byte
+}
+
+func (h Hashes) check() error {
+	if h.Size < 0 || len(h.Pieces) != 20*NumPieces(h.Size) {
+		return errors.New("piece hashes do not match the size")
+	}
+	return nil
+}
+
+// HashReader reads exactly size bytes from r and returns their piece hashes.
+func HashReader(r io.Reader, size int64) (Hashes, error) {
+	h := Hashes{Size: size, Pieces: make([]byte, 0, 20*NumPieces(size))}
+	buf := make([]byte, PieceLength)
+	for left := size; left > 0; {
+		n := min(left, PieceLength)
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			return Hashes{}, fmt.Errorf("reading piece at offset %d: %w", size-left, err)
+		}
+		left -= n
+		if n < PieceLength {
+			h.Tail = sha1.Sum(buf[:n])
+			clear(buf[n:])
+		}
+		sum := sha1.Sum(buf)
+		h.Pieces = append(h.Pieces, sum[:]...)
+		if n == PieceLength && left == 0 {
+			h.Tail = sum
+		}
+	}
+	return h, nil
+}
