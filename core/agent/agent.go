@@ -1,0 +1,432 @@
+// Package agent is the per-host BitTorrent agent: one engine, one peer port,
+// shared by every pkgtorrent-get on the host through a unix socket in the
+// agent's state directory. It fetches batch torrents, keeps what it fetched
+// in its store, and seeds it until it has been idle for the seed time.
+//
+// Peers come first: the webseeds (the mirror) join a torrent at once only when
+// the tracker knows no seeder for it, and otherwise only when peers deliver
+// nothing for PeerGrace.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"golang.org/x/time/rate"
+
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/store"
+)
+
+// Config configures an agent.
+type Config struct {
+	// StateDir holds the socket, the lock, the log and the store.
+	StateDir string
+	// PeerHost is the address peers connect to ("" for all interfaces).
+	PeerHost string
+	// PeerPort is the BitTorrent listen port (0: any free port).
+	PeerPort int
+	// SeedTime is how long the agent seeds after its last fetch ends.
+	SeedTime time.Duration
+	// PeerGrace is how long peers may deliver nothing before the webseeds join.
+	PeerGrace time.Duration
+	// UploadRateLimit and DownloadRateLimit cap peer traffic in bytes/s (0: none).
+	UploadRateLimit   int64
+	DownloadRateLimit int64
+	// Logger receives the agent's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	cl    *torrent.Client
+	store *store.Store
+	web   *http.Client
+	ln    net.Listener
+	start time.Time
+
+	mu       sync.Mutex
+	entries  map[metainfo.Hash]*entry
+	active   int
+	lastWork time.Time
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+type entry struct {
+	t        *torrent.Torrent
+	layout   *store.Torrent
+	payload  int64
+	files    []*torrent.File // non-pad files
+	webseeds []string        // BEP 19 url-list: URL + info name + path
+	mirrors  []string        // repository roots: URL + path
+	webOn    atomic.Bool
+	policy   sync.Once
+}
+
+// ErrRunning is returned by Run when another agent holds the state directory.
+var ErrRunning = errors.New("another agent is running for this state directory")
+
+// Run starts an agent and serves until it is stopped, idle for the seed
+// time, or ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	a, err := start(cfg)
+	if err != nil {
+		return err
+	}
+	return a.serve(ctx)
+}
+
+func start(cfg Config) (*Agent, error) {
+	if cfg.PeerGrace <= 0 {
+		cfg.PeerGrace = time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening agent lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, ErrRunning
+	}
+	// The lock is held for the life of the process (the descriptor stays open).
+	st, err := store.New(filepath.Join(cfg.StateDir, "data"))
+	if err != nil {
+		return nil, err
+	}
+	tc := torrent.NewDefaultClientConfig()
+	tc.DefaultStorage = st
+	tc.DataDir = st.Dir()
+	tc.Seed = true
+	tc.DisableUTP = true
+	tc.NoDHT = true
+	tc.NoDefaultPortForwarding = true
+	tc.DisableAcceptRateLimiting = true
+	tc.ListenPort = cfg.PeerPort
+	tc.HTTPUserAgent = "pkgtorrent"
+	tc.Slogger = log.With("component", "engine")
+	if cfg.PeerHost != "" {
+		host := cfg.PeerHost
+		tc.ListenHost = func(string) string { return host }
+		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+			tc.DisableIPv6 = true
+		}
+	}
+	if cfg.UploadRateLimit > 0 {
+		tc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRateLimit), 256<<10)
+	}
+	if cfg.DownloadRateLimit > 0 {
+		tc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.DownloadRateLimit), 256<<10)
+	}
+	tc.WebTransport = padTransport{next: http.DefaultTransport}
+	cl, err := torrent.NewClient(tc)
+	if err != nil {
+		return nil, fmt.Errorf("starting BitTorrent engine: %w", err)
+	}
+	sock := SocketPath(cfg.StateDir)
+	os.Remove(sock) // stale from a killed agent: we hold the lock
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("listening on agent socket: %w", err)
+	}
+	// Package managers run as root, pacman's downloader may not: any local
+	// user may ask for public packages.
+	os.Chmod(sock, 0o666)
+	now := time.Now()
+	return &Agent{
+		cfg: cfg, log: log, cl: cl, store: st, ln: ln, start: now,
+		web:      &http.Client{Timeout: 2 * time.Second},
+		entries:  map[metainfo.Hash]*entry{},
+		lastWork: now,
+		stopped:  make(chan struct{}),
+	}, nil
+}
+
+func (a *Agent) serve(ctx context.Context) error {
+	a.log.Info("agent started", "pid", os.Getpid(), "peer_port", a.cl.LocalPort(), "state_dir", a.cfg.StateDir)
+	go func() {
+		for {
+			c, err := a.ln.Accept()
+			if err != nil {
+				return
+			}
+			go a.handle(c)
+		}
+	}()
+	tick := time.NewTicker(min(time.Second, max(a.cfg.SeedTime/4, 10*time.Millisecond)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown("context ended")
+		case <-a.stopped:
+			return nil
+		case <-tick.C:
+			a.mu.Lock()
+			idle := a.active == 0 && time.Since(a.lastWork) >= a.cfg.SeedTime
+			a.mu.Unlock()
+			if idle {
+				a.shutdown("seed time over")
+			}
+		}
+	}
+}
+
+func (a *Agent) shutdown(why string) {
+	a.stopOnce.Do(func() {
+		a.log.Info("agent stopping", "reason", why)
+		a.ln.Close()
+		os.Remove(SocketPath(a.cfg.StateDir))
+		a.cl.Close()
+		a.mu.Lock()
+		for _, e := range a.entries {
+			e.layout.Close()
+		}
+		a.mu.Unlock()
+		close(a.stopped)
+	})
+}
+
+func (a *Agent) handle(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return
+	}
+	var req Request
+	enc := json.NewEncoder(c)
+	if err := json.Unmarshal(line, &req); err != nil {
+		enc.Encode(Reply{Type: "error", Error: "bad request: " + err.Error()})
+		return
+	}
+	switch req.Op {
+	case "stop":
+		enc.Encode(Reply{Type: "done"})
+		a.shutdown("stop requested")
+	case "status":
+		s := a.status()
+		enc.Encode(Reply{Type: "status", Status: &s})
+	case "fetch":
+		// The client closing its end cancels the fetch.
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			io.Copy(io.Discard, r)
+			cancel()
+		}()
+		err := a.fetch(ctx, req, func(rep Reply) error { return enc.Encode(rep) })
+		cancel()
+		if err != nil {
+			enc.Encode(Reply{Type: "error", Error: err.Error()})
+		}
+	default:
+		enc.Encode(Reply{Type: "error", Error: fmt.Sprintf("unknown op %q", req.Op)})
+	}
+}
+
+func (a *Agent) busy(delta int) {
+	a.mu.Lock()
+	a.active += delta
+	a.lastWork = time.Now()
+	a.mu.Unlock()
+}
+
+func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) error {
+	a.busy(1)
+	defer a.busy(-1)
+	mi, info, mirrors, err := pmeta.Parse(req.Torrent)
+	if err != nil {
+		return err
+	}
+	e, err := a.add(mi, info, append(mirrors, req.Mirrors...))
+	if err != nil {
+		return err
+	}
+	base := e.t.Stats()
+	progress := func() Progress {
+		s := e.t.Stats()
+		p := Progress{
+			Total:       e.payload,
+			FromPeers:   s.PeerConns.BytesReadUsefulData.Int64() - base.PeerConns.BytesReadUsefulData.Int64(),
+			FromWebseed: s.WebSeeds.BytesReadUsefulData.Int64() - base.WebSeeds.BytesReadUsefulData.Int64(),
+			Peers:       len(e.t.PeerConns()),
+			Webseed:     e.webOn.Load(),
+		}
+		for _, f := range e.files {
+			p.Completed += f.BytesCompleted()
+		}
+		return p
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := e.t.Complete().On()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.stopped:
+			return errors.New("agent stopped")
+		case <-done:
+			files := map[string]string{}
+			for _, f := range e.files {
+				p, _ := e.layout.DataPath(f.Path())
+				if !a.store.Complete(p) {
+					return fmt.Errorf("%s: data changed on disk after verification", f.Path())
+				}
+				files[f.Path()] = p
+			}
+			return send(Reply{Type: "done", Progress: progress(), Files: files})
+		case <-tick.C:
+			if err := send(Reply{Type: "progress", Progress: progress()}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// add returns the entry for a torrent, adding it to the engine if new.
+func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string) (*entry, error) {
+	ih := mi.HashInfoBytes()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.entries[ih]; ok {
+		return e, nil
+	}
+	layout, err := a.store.Layout(info)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+	if err != nil {
+		layout.Close()
+		return nil, fmt.Errorf("torrent: %w", err)
+	}
+	e := &entry{layout: layout, webseeds: spec.Webseeds}
+	spec.Webseeds = nil // the webseed policy adds them
+	for _, m := range mirrors {
+		if !strings.HasSuffix(m, "/") {
+			m += "/"
+		}
+		e.mirrors = append(e.mirrors, m)
+	}
+	t, _, err := a.cl.AddTorrentSpec(spec)
+	if err != nil {
+		layout.Close()
+		return nil, fmt.Errorf("adding torrent: %w", err)
+	}
+	e.t = t
+	<-t.GotInfo()
+	for _, f := range t.Files() {
+		if !strings.Contains(f.FileInfo().Attr, "p") {
+			e.files = append(e.files, f)
+			e.payload += f.Length()
+		}
+	}
+	t.DownloadAll()
+	a.entries[ih] = e
+	go a.webseedPolicy(e, spec.Trackers)
+	return e, nil
+}
+
+// webseedPolicy decides when the webseeds join the torrent: at once when no
+// tracker knows a seeder, else when peers have delivered nothing for PeerGrace.
+func (a *Agent) webseedPolicy(e *entry, trackers [][]string) {
+	if e.t.Complete().Bool() {
+		return
+	}
+	seeders := -1
+	for _, tier := range trackers {
+		for _, tr := range tier {
+			if s, err := scrape(a.web, tr, e.t.InfoHash()); err == nil {
+				seeders = s
+				break
+			} else {
+				a.log.Debug("scrape failed", "tracker", tr, "err", err)
+			}
+		}
+		if seeders >= 0 {
+			break
+		}
+	}
+	if seeders == 0 {
+		a.addWebseeds(e, "no seeders")
+		return
+	}
+	last, lastBytes := time.Now(), int64(0)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.stopped:
+			return
+		case <-e.t.Closed():
+			return
+		case <-e.t.Complete().On():
+			return
+		case now := <-tick.C:
+			st := e.t.Stats()
+			b := st.PeerConns.BytesReadUsefulData.Int64()
+			if b > lastBytes {
+				last, lastBytes = now, b
+			}
+			if now.Sub(last) >= a.cfg.PeerGrace {
+				a.addWebseeds(e, "peers delivered nothing")
+				return
+			}
+		}
+	}
+}
+
+func (a *Agent) addWebseeds(e *entry, why string) {
+	if e.webOn.Swap(true) {
+		return
+	}
+	a.log.Info("webseeds join", "torrent", e.t.InfoHash().HexString(), "reason", why)
+	e.t.AddWebSeeds(e.webseeds)
+	e.t.AddWebSeeds(e.mirrors, torrent.WebSeedPathEscaper(mirrorPath))
+}
+
+func (a *Agent) status() Status {
+	s := Status{PID: os.Getpid(), PeerPort: a.cl.LocalPort(), Uptime: time.Since(a.start).Seconds()}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.entries {
+		s.Torrents++
+		if e.t.Complete().Bool() {
+			s.Seeding++
+		}
+		st := e.t.Stats()
+		s.Peers += st.ActivePeers
+		s.Uploaded += st.BytesWrittenData.Int64()
+		s.FromPeers += st.PeerConns.BytesReadUsefulData.Int64()
+		s.FromWeb += st.WebSeeds.BytesReadUsefulData.Int64()
+	}
+	return s
+}

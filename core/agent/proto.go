@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// SocketName is the agent's socket inside its state directory.
+const SocketName = "agent.sock"
+
+// SocketPath returns the socket of the agent for stateDir.
+func SocketPath(stateDir string) string { return filepath.Join(stateDir, SocketName) }
+
+// Request is one line a client sends to the agent.
+type Request struct {
+	// Op is "fetch", "status" or "stop".
+	Op string `json:"op"`
+	// Torrent is the batch .torrent (fetch).
+	Torrent []byte `json:"torrent,omitempty"`
+	// Mirrors are extra mirror base URLs the client knows (fetch).
+	Mirrors []string `json:"mirrors,omitempty"`
+}
+
+// Progress is the state of a fetch, as counted since the fetch started.
+type Progress struct {
+	// Total is the payload size of the batch in bytes (padding excluded).
+	Total int64 `json:"total"`
+	// Completed is the payload bytes verified so far.
+	Completed int64 `json:"completed"`
+	// FromPeers and FromWebseed are useful bytes received by this fetch.
+	FromPeers   int64 `json:"from_peers"`
+	FromWebseed int64 `json:"from_webseed"`
+	// Peers is the number of connected peers.
+	Peers int `json:"peers"`
+	// Webseed tells whether the webseeds were in use.
+	Webseed bool `json:"webseed"`
+}
+
+// Status is the agent's report of itself.
+type Status struct {
+	PID       int     `json:"pid"`
+	PeerPort  int     `json:"peer_port"`
+	Torrents  int     `json:"torrents"`
+	Seeding   int     `json:"seeding"`
+	Peers     int     `json:"peers"`
+	Uploaded  int64   `json:"uploaded"`
+	FromPeers int64   `json:"from_peers"`
+	FromWeb   int64   `json:"from_webseed"`
+	Uptime    float64 `json:"uptime_seconds"`
+}
+
+// Reply is one line the agent sends back.
+type Reply struct {
+	// Type is "progress", "done", "status" or "error".
+	Type     string   `json:"type"`
+	Progress Progress `json:"progress"`
+	// Files maps each torrent file path to the agent's verified data file (done).
+	Files  map[string]string `json:"files,omitempty"`
+	Status *Status           `json:"status,omitempty"`
+	Error  string            `json:"error,omitempty"`
+}
+
+// Conn is a client connection to an agent.
+type Conn struct {
+	c   net.Conn
+	dec *json.Decoder
+}
+
+// Dial connects to the agent of stateDir.
+func Dial(ctx context.Context, stateDir string) (*Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", SocketPath(stateDir))
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{c: c, dec: json.NewDecoder(bufio.NewReader(c))}, nil
+}
+
+// Send sends a request.
+func (c *Conn) Send(r Request) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = c.c.Write(append(b, '\n'))
+	return err
+}
+
+// Recv reads the next reply, waiting at most until deadline (zero: forever).
+func (c *Conn) Recv(deadline time.Time) (Reply, error) {
+	var r Reply
+	c.c.SetReadDeadline(deadline)
+	if err := c.dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("reading from agent: %w", err)
+	}
+	if r.Type == "error" {
+		return r, errors.New(r.Error)
+	}
+	return r, nil
+}
+
+// Close closes the connection; an unfinished fetch is abandoned.
+func (c *Conn) Close() error { return c.c.Close() }

@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/webseed"
+
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+)
+
+// mirrorPath maps a torrent path (info name first) to a path under a
+// repository root: the info name is dropped.
+func mirrorPath(comps []string) string {
+	return webseed.EscapePath(comps[1:])
+}
+
+// padTransport answers webseed requests for BEP 47 padding files with zeros
+// locally, so that no pad byte crosses the wire from a webseed (a plain
+// mirror has no such files).
+type padTransport struct{ next http.RoundTripper }
+
+func (p padTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	i := strings.LastIndex(req.URL.Path, "/"+pmeta.PadDir+"/")
+	if i < 0 {
+		return p.next.RoundTrip(req)
+	}
+	n, ok := pmeta.ParsePadPath(req.URL.Path[i+1:])
+	if !ok {
+		return p.next.RoundTrip(req)
+	}
+	start, end := int64(0), n-1
+	status := http.StatusOK
+	h := http.Header{}
+	if r := req.Header.Get("Range"); r != "" {
+		if _, err := fmt.Sscanf(r, "bytes=%d-%d", &start, &end); err != nil || start > end || end >= n {
+			return nil, fmt.Errorf("bad range %q for a %d-byte pad", r, n)
+		}
+		status = http.StatusPartialContent
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, n))
+	}
+	length := end - start + 1
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	return &http.Response{
+		Status: http.StatusText(status), StatusCode: status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: length, Request: req,
+		Body: io.NopCloser(io.LimitReader(zeros{}, length)),
+	}, nil
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
+}
+
+// scrape asks an HTTP tracker how many seeders it knows for ih (BEP 48: the
+// scrape URL replaces the last "announce" of the announce URL).
+func scrape(c *http.Client, announce string, ih metainfo.Hash) (int, error) {
+	u, err := url.Parse(announce)
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndex(u.Path, "/announce")
+	if i < 0 || (u.Scheme != "http" && u.Scheme != "https") {
+		return 0, fmt.Errorf("tracker %q has no scrape convention", announce)
+	}
+	u.Path = u.Path[:i] + "/scrape" + u.Path[i+len("/announce"):]
+	q := u.Query()
+	q.Set("info_hash", string(ih[:]))
+	u.RawQuery = q.Encode()
+	resp, err := c.Get(u.String())
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape: %s", resp.Status)
+	}
+	var sr struct {
+		Files map[string]struct {
+			Complete int `bencode:"complete"`
+		} `bencode:"files"`
+	}
+	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
+		return 0, fmt.Errorf("scrape: %w", err)
+	}
+	return sr.Files[string(ih[:])].Complete, nil
+}

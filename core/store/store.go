@@ -1,0 +1,358 @@
+// Package store is the agent's piece storage for batch torrents.
+//
+// Batch torrents pad every file to a piece boundary (see core/metainfo), so
+// every piece holds bytes of exactly one file followed by zeros. The store
+// keeps one data file per distinct file content, named by a content key
+// derived from the file's size and piece hashes: two batches that share a
+// package share its data, and a file downloaded once is complete in every
+// later torrent. Pad files are never written; reading them gives zeros.
+//
+// Completion is trusted only within one agent run: data found on disk from an
+// earlier run is reported as unknown, so the engine hashes it before use.
+package store
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+)
+
+// Store holds data files under one directory.
+type Store struct {
+	dir string
+
+	mu    sync.Mutex
+	files map[string]*dataFile // by content key
+}
+
+// New returns a store keeping its data under dir.
+func New(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating store directory: %w", err)
+	}
+	return &Store{dir: dir, files: map[string]*dataFile{}}, nil
+}
+
+// Dir is the directory the store keeps its data in.
+func (s *Store) Dir() string { return s.dir }
+
+// dataFile is the on-disk copy of one file content, shared by torrents.
+type dataFile struct {
+	key    string
+	path   string
+	size   int64
+	pieces int
+
+	mu       sync.Mutex
+	refs     int
+	f        *os.File
+	complete []bool // per piece of the file; valid while stamp matches
+	stamp    stamp  // size and mtime when a piece was last marked complete
+}
+
+type stamp struct {
+	size  int64
+	mtime int64
+}
+
+// ContentKey returns the key of a file content: hex SHA-1 over its size and
+// its padded piece hashes.
+func ContentKey(size int64, pieceHashes []byte) string {
+	h := sha1.New()
+	fmt.Fprintf(h, "%d\n", size)
+	h.Write(pieceHashes)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fileSpan is a non-pad file of a torrent as the store sees it.
+type fileSpan struct {
+	df         *dataFile
+	firstPiece int
+}
+
+// Torrent is the layout of one opened torrent.
+type Torrent struct {
+	s      *Store
+	spans  []fileSpan // ordered by firstPiece
+	byPath map[string]*dataFile
+}
+
+// OpenTorrent implements storage.ClientImpl.
+func (s *Store) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
+	t, err := s.Layout(info)
+	if err != nil {
+		return storage.TorrentImpl{}, err
+	}
+	return storage.TorrentImpl{
+		Piece: t.piece,
+		Close: t.Close,
+	}, nil
+}
+
+// Layout maps a batch torrent's pieces onto the store's data files and takes
+// a reference on each; Close releases them.
+func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
+	if info.PieceLength != pmeta.PieceLength {
+		return nil, fmt.Errorf("piece length %d is not pkgtorrent's %d", info.PieceLength, pmeta.PieceLength)
+	}
+	t := &Torrent{s: s, byPath: map[string]*dataFile{}}
+	var off int64
+	for _, fi := range info.UpvertedFiles() {
+		if fi.Attr != "" && strings.Contains(fi.Attr, "p") {
+			off += fi.Length
+			continue
+		}
+		if off%pmeta.PieceLength != 0 {
+			t.Close()
+			return nil, fmt.Errorf("file %q does not start on a piece boundary", strings.Join(fi.Path, "/"))
+		}
+		first := int(off / pmeta.PieceLength)
+		n := pmeta.NumPieces(fi.Length)
+		if (first+n)*20 > len(info.Pieces) {
+			t.Close()
+			return nil, errors.New("torrent has fewer piece hashes than its files need")
+		}
+		hashes := info.Pieces[first*20 : (first+n)*20]
+		// The last file of a batch is unpadded; its key uses the hashes as
+		// given, so it only matches other unpadded copies, which is safe.
+		df := s.acquire(ContentKey(fi.Length, hashes), fi.Length, n)
+		t.spans = append(t.spans, fileSpan{df: df, firstPiece: first})
+		t.byPath[strings.Join(fi.Path, "/")] = df
+		off += fi.Length
+	}
+	return t, nil
+}
+
+func (s *Store) acquire(key string, size int64, pieces int) *dataFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	df := s.files[key]
+	if df == nil {
+		df = &dataFile{
+			key:    key,
+			path:   filepath.Join(s.dir, key[:2], key),
+			size:   size,
+			pieces: pieces,
+		}
+		s.files[key] = df
+	}
+	df.mu.Lock()
+	df.refs++
+	df.mu.Unlock()
+	return df
+}
+
+// Close releases the torrent's data files.
+func (t *Torrent) Close() error {
+	var errs []error
+	for _, sp := range t.spans {
+		errs = append(errs, t.s.release(sp.df))
+	}
+	t.spans = nil
+	return errors.Join(errs...)
+}
+
+func (s *Store) release(df *dataFile) error {
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	df.refs--
+	if df.refs > 0 || df.f == nil {
+		return nil
+	}
+	err := df.f.Close()
+	df.f = nil
+	return err
+}
+
+// DataPath returns the data file holding the torrent file at the
+// slash-separated path p.
+func (t *Torrent) DataPath(p string) (string, bool) {
+	df, ok := t.byPath[p]
+	if !ok {
+		return "", false
+	}
+	return df.path, true
+}
+
+func (t *Torrent) piece(p metainfo.Piece) storage.PieceImpl {
+	i := p.Index()
+	// The span whose firstPiece is the largest not above i.
+	lo, hi := 0, len(t.spans)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if t.spans[m].firstPiece <= i {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return errPiece{fmt.Errorf("piece %d is in no file", i)}
+	}
+	sp := t.spans[lo-1]
+	idx := i - sp.firstPiece
+	if idx >= sp.df.pieces {
+		// A piece made only of padding cannot occur: pads are shorter than a piece.
+		return errPiece{fmt.Errorf("piece %d is in no file", i)}
+	}
+	return &piece{df: sp.df, idx: idx}
+}
+
+type piece struct {
+	df  *dataFile
+	idx int
+}
+
+// span returns the file offset and length of the piece's file data.
+func (p *piece) span() (int64, int64) {
+	off := int64(p.idx) * pmeta.PieceLength
+	return off, min(pmeta.PieceLength, p.df.size-off)
+}
+
+func (p *piece) ReadAt(b []byte, off int64) (int, error) {
+	start, n := p.span()
+	f, err := p.df.open()
+	if err != nil {
+		return 0, err
+	}
+	var done int
+	if off < n {
+		m := min(int64(len(b)), n-off)
+		r, err := f.ReadAt(b[:m], start+off)
+		if err != nil && !(errors.Is(err, io.EOF) && r == int(m)) {
+			return r, fmt.Errorf("reading %s: %w", p.df.path, err)
+		}
+		done = r
+	}
+	// The rest of the piece is padding.
+	clear(b[done:])
+	return len(b), nil
+}
+
+func (p *piece) WriteAt(b []byte, off int64) (int, error) {
+	start, n := p.span()
+	if off >= n {
+		return len(b), nil // padding: never stored
+	}
+	f, err := p.df.open()
+	if err != nil {
+		return 0, err
+	}
+	m := min(int64(len(b)), n-off)
+	if _, err := f.WriteAt(b[:m], start+off); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", p.df.path, err)
+	}
+	p.df.touched()
+	return len(b), nil
+}
+
+func (p *piece) MarkComplete() error    { return p.df.mark(p.idx, true) }
+func (p *piece) MarkNotComplete() error { return p.df.mark(p.idx, false) }
+
+func (p *piece) Completion() storage.Completion {
+	return p.df.completion(p.idx)
+}
+
+// open returns the data file, creating it at its full size if needed.
+func (df *dataFile) open() (*os.File, error) {
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	if df.f != nil {
+		return df.f, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(df.path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	f, err := os.OpenFile(df.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening data file: %w", err)
+	}
+	df.f = f
+	return f, nil
+}
+
+// touched records our own write, so that only writes by others make the
+// completion state stale.
+func (df *dataFile) touched() {
+	df.mu.Lock()
+	df.stamp, _ = statOf(df.path)
+	df.mu.Unlock()
+}
+
+func statOf(path string) (stamp, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}, false
+	}
+	return stamp{fi.Size(), fi.ModTime().UnixNano()}, true
+}
+
+func (df *dataFile) mark(idx int, ok bool) error {
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	if df.complete == nil {
+		df.complete = make([]bool, df.pieces)
+	}
+	df.complete[idx] = ok
+	df.stamp, _ = statOf(df.path)
+	return nil
+}
+
+func (df *dataFile) completion(idx int) storage.Completion {
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	st, exists := statOf(df.path)
+	if !exists {
+		df.complete = nil
+		return storage.Completion{Ok: true, Complete: false}
+	}
+	if df.complete != nil && st == df.stamp {
+		return storage.Completion{Ok: true, Complete: df.complete[idx]}
+	}
+	if df.complete != nil {
+		// Changed behind our back (the file was written by someone else):
+		// forget what we knew and let the engine hash it again.
+		df.complete = nil
+	}
+	if st.size < int64(idx)*pmeta.PieceLength+1 {
+		return storage.Completion{Ok: true, Complete: false}
+	}
+	return storage.Completion{Ok: false}
+}
+
+// Complete reports whether every piece of the data file at path is known
+// complete in this run and the file was not changed since.
+func (s *Store) Complete(path string) bool {
+	s.mu.Lock()
+	df := s.files[filepath.Base(path)]
+	s.mu.Unlock()
+	if df == nil || df.path != path {
+		return false
+	}
+	for i := 0; i < df.pieces; i++ {
+		if c := df.completion(i); !c.Ok || !c.Complete {
+			return false
+		}
+	}
+	return true
+}
+
+type errPiece struct{ err error }
+
+func (e errPiece) ReadAt([]byte, int64) (int, error)  { return 0, e.err }
+func (e errPiece) WriteAt([]byte, int64) (int, error) { return 0, e.err }
+func (e errPiece) MarkComplete() error                { return e.err }
+func (e errPiece) MarkNotComplete() error             { return e.err }
+func (e errPiece) Completion() storage.Completion     { return storage.Completion{Err: e.err} }
