@@ -1,0 +1,288 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+)
+
+// maxStoredBytes bounds the torrent bytes kept in memory; the oldest
+// torrents are forgotten beyond it (clients then get 412 and POST again).
+const maxStoredBytes = 512 << 20
+
+// hashWorkers is how many files of one batch are hashed at once.
+const hashWorkers = 4
+
+// built is a stored torrent with the identity of each file at build time.
+type built struct {
+	torrent []byte
+	files   []string // canonical order
+	infos   []os.FileInfo
+}
+
+// torrentStore holds built torrents by digest, forgetting the oldest
+// beyond maxStoredBytes. Guarded by Service.mu.
+type torrentStore struct {
+	m     map[string]*built
+	order []string // insertion order; may hold digests since removed
+	bytes int
+}
+
+func (t *torrentStore) get(d string) *built { return t.m[d] }
+
+func (t *torrentStore) put(d string, b *built) {
+	if t.m == nil {
+		t.m = make(map[string]*built)
+	}
+	if old := t.m[d]; old != nil {
+		t.bytes -= len(old.torrent)
+	} else {
+		t.order = append(t.order, d)
+	}
+	t.m[d] = b
+	t.bytes += len(b.torrent)
+	for t.bytes > maxStoredBytes && len(t.order) > 1 {
+		oldest := t.order[0]
+		t.order = t.order[1:]
+		if oldest != d {
+			t.remove(oldest)
+		} else {
+			t.order = append(t.order, d)
+		}
+	}
+	if len(t.order) > 2*len(t.m)+16 {
+		live := t.order[:0]
+		for _, k := range t.order {
+			if t.m[k] != nil {
+				live = append(live, k)
+			}
+		}
+		t.order = live
+	}
+}
+
+func (t *torrentStore) remove(d string) {
+	if b := t.m[d]; b != nil {
+		t.bytes -= len(b.torrent)
+		delete(t.m, d)
+	}
+}
+
+// freshness of a stored torrent against the files on disk.
+type freshness int
+
+const (
+	fresh    freshness = iota
+	stale              // a file was replaced: rebuild
+	vanished           // a file is gone or no longer a regular file: forget
+)
+
+func (s *Service) check(b *built) freshness {
+	for i, rel := range b.files {
+		fi, err := s.statFile(rel)
+		if err != nil {
+			return vanished
+		}
+		was := b.infos[i]
+		if !os.SameFile(fi, was) || fi.Size() != was.Size() || !fi.ModTime().Equal(was.ModTime()) {
+			return stale
+		}
+	}
+	return fresh
+}
+
+func (s *Service) lookup(digest string) *built {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.get(digest)
+}
+
+func (s *Service) forget(digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.store.remove(digest)
+}
+
+// errUnknown answers a torrent the service does not (or no longer) know.
+func errUnknown(digest string) error {
+	return errorf(http.StatusPreconditionFailed, "torrent %s is not known here; POST its file list to build it", digest)
+}
+
+// torrent returns the up-to-date torrent for digest over files (canonical),
+// building it if it is unknown or a file changed. Concurrent calls for one
+// digest build once.
+func (s *Service) torrent(digest string, files []string) ([]byte, error) {
+	v, err, _ := s.builds.Do(digest, func() (any, error) {
+		if b := s.lookup(digest); b != nil {
+			switch s.check(b) {
+			case fresh:
+				return b.torrent, nil
+			case vanished:
+				s.forget(digest)
+			}
+		}
+		b, err := s.build(digest, files)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.store.put(digest, b)
+		s.mu.Unlock()
+		s.torrentsBuilt.Add(1)
+		return b.torrent, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+// build hashes files (through the cache) and encodes their torrent.
+func (s *Service) build(digest string, files []string) (*built, error) {
+	public := s.PublicURL()
+	if public == "" {
+		return nil, errors.New("the service's public URL is not known before it listens")
+	}
+	mf := make([]metainfo.File, len(files))
+	infos := make([]os.FileInfo, len(files))
+	var g errgroup.Group
+	g.SetLimit(hashWorkers)
+	for i, rel := range files {
+		g.Go(func() error {
+			if _, err := s.statFile(rel); err != nil {
+				return errorf(http.StatusBadRequest, "%v", err)
+			}
+			h, fi, err := s.hashes.HashesIn(s.root, rel)
+			if err != nil {
+				return errorf(http.StatusBadRequest, "file %q cannot be hashed: %v", rel, err)
+			}
+			mf[i] = metainfo.File{Path: rel, Hashes: h}
+			infos[i] = fi
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	announce := s.cfg.Trackers
+	if len(announce) == 0 {
+		announce = []string{public + APIPrefix[1:] + "announce"}
+	}
+	t, err := metainfo.Build(metainfo.Name(digest), mf, metainfo.Options{
+		Announce: announce,
+		WebSeeds: []string{public + APIPrefix[1:] + "webseed/"},
+		Mirrors:  s.cfg.Mirrors,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
+	}
+	return &built{torrent: t, files: files, infos: infos}, nil
+}
+
+func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest string) error {
+	s.torrentRequests.Add(1)
+	if !batch.ValidDigest(digest) {
+		return errorf(http.StatusBadRequest, "malformed batch digest %q: want %d lowercase hex digits", digest, batch.DigestLen)
+	}
+	var t []byte
+	var err error
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		b := s.lookup(digest)
+		if b == nil {
+			return errUnknown(digest)
+		}
+		t, err = s.torrent(digest, b.files)
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) && he.code == http.StatusBadRequest {
+				// A file vanished while rebuilding.
+				s.forget(digest)
+				return errUnknown(digest)
+			}
+			return err
+		}
+	case http.MethodPost:
+		files, err := s.readBatch(w, r, digest)
+		if err != nil {
+			return err
+		}
+		for _, rel := range files {
+			if _, err := s.statFile(rel); err != nil {
+				return errorf(http.StatusBadRequest, "%v", err)
+			}
+		}
+		if t, err = s.torrent(digest, files); err != nil {
+			return err
+		}
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		return errorf(http.StatusMethodNotAllowed, "method %s not allowed for torrents", r.Method)
+	}
+	w.Header().Set("Content-Type", "application/x-bittorrent")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(t)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(t)
+	}
+	return nil
+}
+
+// readBatch decodes and checks a POST body {"files": [...]} against digest
+// and returns the files in canonical order.
+func (s *Service) readBatch(w http.ResponseWriter, r *http.Request, digest string) ([]string, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return nil, errorf(http.StatusUnsupportedMediaType, "Content-Type %q: want application/json", ct)
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	var req struct {
+		Files []string `json:"files"`
+	}
+	err := dec.Decode(&req)
+	if err == nil {
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the JSON object")
+		}
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "request body larger than the limit of %d bytes", mbe.Limit)
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid JSON body: %v", err)
+	}
+	if len(req.Files) == 0 {
+		return nil, errorf(http.StatusBadRequest, `body has no "files"`)
+	}
+	if len(req.Files) > s.cfg.MaxFiles {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "batch has %d files, more than the limit of %d", len(req.Files), s.cfg.MaxFiles)
+	}
+	files, err := batch.Canonical(req.Files)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "invalid file path: %v", err)
+	}
+	got, err := batch.Digest(files)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	if got != digest {
+		return nil, errorf(http.StatusBadRequest, "digest mismatch: the files have digest %s, the URL names %s", got, digest)
+	}
+	return files, nil
+}
