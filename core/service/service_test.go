@@ -525,3 +525,27 @@ func TestTrackerEndpoints(t *testing.T) {
 		t.Errorf("announce %q", mi.Announce)
 	}
 }
+
+func TestStoreEvictsOldest(t *testing.T) {
+	var st torrentStore
+	big := make([]byte, maxStoredBytes/2)
+	st.put("a", &built{torrent: big})
+	st.remove("a")
+	st.put("a", &built{torrent: big}) // order now holds "a" twice
+	st.put("b", &built{torrent: big})
+	st.put("c", &built{torrent: big})
+	if st.get("a") != nil || st.get("b") == nil || st.get("c") == nil {
+		t.Errorf("after overflow: a %v b %v c %v, want only b and c", st.get("a") != nil, st.get("b") != nil, st.get("c") != nil)
+	}
+	if st.bytes != 2*len(big) {
+		t.Errorf("bytes = %d, want %d", st.bytes, 2*len(big))
+	}
+	// A single oversized torrent is kept rather than looping.
+	var one torrentStore
+	one.put("x", &built{torrent: big})
+	one.remove("x")
+	one.put("x", &built{torrent: make([]byte, maxStoredBytes+1)})
+	if one.get("x") == nil {
+		t.Error("the only torrent was evicted")
+	}
+}

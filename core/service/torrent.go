@@ -51,7 +51,7 @@ func (t *torrentStore) put(d string, b *built) {
 	}
 	t.m[d] = b
 	t.bytes += len(b.torrent)
-	for t.bytes > maxStoredBytes && len(t.order) > 1 {
+	for t.bytes > maxStoredBytes && len(t.m) > 1 {
 		oldest := t.order[0]
 		t.order = t.order[1:]
 		if oldest != d {

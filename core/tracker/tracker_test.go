@@ -173,3 +173,33 @@ func TestBadAnnounce(t *testing.T) {
 		t.Errorf("failure = %q", r.Failure)
 	}
 }
+
+func TestPeers6(t *testing.T) {
+	tr := New(0)
+	ann := func(remote, id string, port int) announceResp {
+		q := url.Values{"info_hash": {ih}, "peer_id": {id}, "port": {fmt.Sprint(port)}, "left": {"1"}}
+		req := httptest.NewRequest("GET", "/announce?"+q.Encode(), nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		tr.ServeAnnounce(rec, req)
+		var r struct {
+			announceResp
+			Peers6 string `bencode:"peers6"`
+		}
+		if err := bencode.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Failure != "" {
+			t.Fatal(r.Failure)
+		}
+		if remote == "127.0.0.1:5000" && len(r.Peers6) != 18 {
+			t.Errorf("peers6 has %d bytes, want one peer (18)", len(r.Peers6))
+		}
+		return r.announceResp
+	}
+	ann("[::1]:5000", strings.Repeat("6", 20), 7006)
+	r := ann("127.0.0.1:5000", strings.Repeat("4", 20), 7004)
+	if got := compactPeers(t, r.Peers); len(got) != 0 {
+		t.Errorf("IPv6 peer in the IPv4 list: %v", got)
+	}
+}
