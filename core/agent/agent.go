@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -296,11 +297,12 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 		case <-done:
 			files := map[string]string{}
 			for _, f := range e.files {
-				p, _ := e.layout.DataPath(f.Path())
+				rel := strings.Join(f.FileInfo().Path, "/")
+				p, _ := e.layout.DataPath(rel)
 				if !a.store.Complete(p) {
-					return fmt.Errorf("%s: data changed on disk after verification", f.Path())
+					return fmt.Errorf("%s: data changed on disk after verification", rel)
 				}
-				files[f.Path()] = p
+				files[rel] = p
 			}
 			return send(Reply{Type: "done", Progress: progress(), Files: files})
 		case <-tick.C:
@@ -350,6 +352,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		}
 	}
 	t.DownloadAll()
+	spreadOrder(t)
 	a.entries[ih] = e
 	go a.webseedPolicy(e, spec.Trackers)
 	return e, nil
@@ -401,6 +404,21 @@ func (a *Agent) webseedPolicy(e *entry, trackers [][]string) {
 				return
 			}
 		}
+	}
+}
+
+// spreadOrder makes this host start the torrent at a random piece and wrap
+// around (pieces from the offset on get a higher priority). The engine asks
+// webseeds for the wanted pieces in priority, then index order: without
+// this, every host of a burst would pull the same pieces from the mirror at
+// the same time, and none would have anything to give the others.
+func spreadOrder(t *torrent.Torrent) {
+	n := t.NumPieces()
+	if n < 2 {
+		return
+	}
+	for i := rand.IntN(n); i < n; i++ {
+		t.Piece(i).SetPriority(torrent.PiecePriorityHigh)
 	}
 }
 

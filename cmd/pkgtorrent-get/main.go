@@ -1,0 +1,198 @@
+// Command pkgtorrent-get fetches package files through the host's
+// pkgtorrent agent: from peers first, from the mirror as webseed.
+//
+//	pkgtorrent-get [flags] URL OUTPUT
+//	pkgtorrent-get [flags] --batch FILE|-
+//	pkgtorrent-get [flags] status|stop
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pkgtorrent/pkgtorrent/core/agent"
+	"github.com/pkgtorrent/pkgtorrent/core/config"
+	"github.com/pkgtorrent/pkgtorrent/core/fetch"
+	"github.com/pkgtorrent/pkgtorrent/core/progress"
+)
+
+const defaultConfig = "/etc/pkgtorrent/pkgtorrent.conf"
+
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/cache/pkgtorrent"
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "pkgtorrent")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("pkgtorrent-%d", os.Geteuid()))
+}
+
+func flags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("pkgtorrent-get", pflag.ContinueOnError)
+	fs.String("config", defaultConfig, "config file")
+	fs.String("service", "", "pkgtorrent service URL (its file root)")
+	fs.StringSlice("mirror", nil, "further mirror base URL of the same tree (repeatable)")
+	fs.String("batch", "", "read \"URL OUTPUT [sha256:HEX]\" lines from FILE (- for stdin)")
+	fs.String("state-dir", defaultStateDir(), "agent state directory (socket, seeded data)")
+	fs.Duration("seed-time", 30*time.Minute, "how long the agent seeds after its last fetch")
+	fs.Duration("connect-timeout", 3*time.Second, "give up when the service or agent cannot be reached in this time")
+	fs.Duration("stall-timeout", 15*time.Second, "give up when the download makes no progress for this long")
+	fs.Duration("peer-grace", time.Second, "how long peers may deliver nothing before the mirror joins")
+	fs.String("peer-host", "", "address the agent listens on for peers (empty: all)")
+	fs.Int("peer-port", 0, "port the agent listens on for peers (0: any)")
+	fs.Int64("upload-rate-limit", 0, "agent upload cap in bytes/s (0: none)")
+	fs.Int64("download-rate-limit", 0, "agent download cap from peers in bytes/s (0: none)")
+	fs.Bool("json", false, "print a JSON summary on stdout")
+	fs.Bool("quiet", false, "no progress output")
+	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
+	return fs
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flags()
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	cfgPath, _ := fs.GetString("config")
+	k, err := config.Load(fs, cfgPath, fs.Changed("config"), "PKGTORRENT_")
+	if err != nil {
+		fmt.Fprintf(stderr, "pkgtorrent-get: %v\n", err)
+		return 2
+	}
+	stateDir := k.String("state-dir")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	pos := fs.Args()
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "pkgtorrent-get: %v\n", err)
+		if k.Bool("json") {
+			json.NewEncoder(stdout).Encode(map[string]string{"error": err.Error()})
+		}
+		return 1
+	}
+	switch {
+	case len(pos) == 1 && pos[0] == "agent":
+		return runAgent(ctx, k, stateDir, stderr)
+	case len(pos) == 1 && pos[0] == "stop":
+		if err := fetch.Stop(ctx, stateDir); err != nil {
+			return fail(err)
+		}
+		return 0
+	case len(pos) == 1 && pos[0] == "status":
+		st, err := fetch.Status(ctx, stateDir)
+		if err != nil {
+			return fail(err)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return 0
+	}
+	var items []fetch.Item
+	switch b := k.String("batch"); {
+	case b != "" && len(pos) == 0:
+		r := stdin
+		if b != "-" {
+			f, err := os.Open(b)
+			if err != nil {
+				return fail(err)
+			}
+			defer f.Close()
+			r = f
+		}
+		if items, err = fetch.ParseBatch(r); err != nil {
+			return fail(err)
+		}
+	case b == "" && len(pos) == 2:
+		items = []fetch.Item{{URL: pos[0], Output: pos[1]}}
+	default:
+		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | stop")
+		return 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	cfg := fetch.Config{
+		Service:        k.String("service"),
+		Mirrors:        k.Strings("mirror"),
+		StateDir:       stateDir,
+		ConnectTimeout: k.Duration("connect-timeout"),
+		StallTimeout:   k.Duration("stall-timeout"),
+		AgentCommand: []string{exe, "agent",
+			"--config", cfgPath,
+			"--state-dir", stateDir,
+			"--seed-time", k.Duration("seed-time").String(),
+			"--peer-grace", k.Duration("peer-grace").String(),
+			"--peer-host", k.String("peer-host"),
+			"--peer-port", fmt.Sprint(k.Int("peer-port")),
+			"--upload-rate-limit", fmt.Sprint(k.Int64("upload-rate-limit")),
+			"--download-rate-limit", fmt.Sprint(k.Int64("download-rate-limit")),
+			"--log-level", k.String("log-level"),
+		},
+	}
+	if !k.Bool("quiet") {
+		f, _ := stderr.(*os.File)
+		rep := progress.New(stderr, f != nil && progress.IsTerminal(f), 2*time.Second)
+		defer rep.Finish()
+		cfg.Progress = rep.Update
+	}
+	res, err := fetch.Run(ctx, cfg, items)
+	if err != nil {
+		return fail(err)
+	}
+	if k.Bool("json") {
+		json.NewEncoder(stdout).Encode(res)
+	}
+	return 0
+}
+
+func runAgent(ctx context.Context, k interface {
+	String(string) string
+	Duration(string) time.Duration
+	Int(string) int
+	Int64(string) int64
+}, stateDir string, stderr io.Writer) int {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(k.String("log-level"))); err != nil {
+		fmt.Fprintf(stderr, "pkgtorrent-get agent: log-level: %v\n", err)
+		return 2
+	}
+	err := agent.Run(ctx, agent.Config{
+		StateDir:          stateDir,
+		PeerHost:          k.String("peer-host"),
+		PeerPort:          k.Int("peer-port"),
+		SeedTime:          k.Duration("seed-time"),
+		PeerGrace:         k.Duration("peer-grace"),
+		UploadRateLimit:   k.Int64("upload-rate-limit"),
+		DownloadRateLimit: k.Int64("download-rate-limit"),
+		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err == agent.ErrRunning {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,408 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+)
+
+// The end-to-end tests run the real binaries: pkgtorrent-service over a
+// temporary tree, pkgtorrent-get clients with separate state directories
+// (each its own agent, i.e. its own "host"), all on 127.0.0.1.
+
+var bins struct {
+	once       sync.Once
+	dir        string
+	get, serve string
+	err        error
+}
+
+func buildBinaries(t *testing.T) (get, serve string) {
+	t.Helper()
+	bins.once.Do(func() {
+		bins.dir, bins.err = os.MkdirTemp("", "pkgtorrent-bin-")
+		if bins.err != nil {
+			return
+		}
+		bins.get = filepath.Join(bins.dir, "pkgtorrent-get")
+		bins.serve = filepath.Join(bins.dir, "pkgtorrent-service")
+		for out, pkg := range map[string]string{bins.get: ".", bins.serve: "../pkgtorrent-service"} {
+			args := []string{"build", "-o", out}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			cmd := exec.Command("go", append(args, pkg)...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				bins.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	return bins.get, bins.serve
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
+
+type service struct {
+	url string
+}
+
+// startService runs pkgtorrent-service over root and returns its URL.
+func startService(t *testing.T, root string, extra ...string) service {
+	t.Helper()
+	_, serve := buildBinaries(t)
+	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", "/dev/null"}, extra...)
+	cmd := exec.Command(serve, args...)
+	cmd.Env = cleanEnv()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("service stderr:\n%s", stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("service did not start: %v\n%s", err, stderr.String())
+	}
+	u, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
+	if !ok {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	return service{url: u}
+}
+
+// stats reads the service's counters.
+func (s service) stats(t *testing.T) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(s.url + ".pkgtorrent/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "PKGTORRENT_") {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+// host is one client machine: its own state directory and agent.
+type host struct {
+	t     *testing.T
+	state string
+}
+
+func newHost(t *testing.T) host {
+	t.Helper()
+	h := host{t: t, state: t.TempDir()}
+	t.Cleanup(func() {
+		get, _ := buildBinaries(t)
+		exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").Run()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(h.state, "agent.log")); err == nil {
+				t.Logf("agent log %s:\n%s", h.state, b)
+			}
+		}
+	})
+	return h
+}
+
+type result struct {
+	Files            int     `json:"files"`
+	Bytes            int64   `json:"bytes"`
+	BytesFromPeers   int64   `json:"bytes_from_peers"`
+	BytesFromWebseed int64   `json:"bytes_from_webseed"`
+	Seconds          float64 `json:"seconds"`
+	code             int
+	stderr           string
+	wall             time.Duration
+}
+
+// get runs pkgtorrent-get on this host.
+func (h host) get(stdin string, args ...string) result {
+	get, _ := buildBinaries(h.t)
+	base := []string{"--config", "/dev/null", "--state-dir", h.state, "--peer-host", "127.0.0.1", "--seed-time", "2m", "--json"}
+	cmd := exec.Command(get, append(base, args...)...)
+	cmd.Env = cleanEnv()
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{wall: time.Since(start), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatal(err)
+	}
+	if r.code == 0 {
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			h.t.Fatalf("bad --json output %q: %v", stdout.String(), err)
+		}
+	}
+	return r
+}
+
+// makeTree writes files of the given sizes (random content) under root and
+// returns their relative paths.
+func makeTree(t *testing.T, root string, seed int64, sizes map[string]int) {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	for name, size := range sizes {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, size)
+		rng.Read(b)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// batchList returns a --batch list for names, with sha256 sums, into dir.
+func batchList(t *testing.T, svc service, root, dir string, names []string) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(root, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		u, err := mirror.FileURL(svc.url, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sb, "%s %s sha256:%s\n", u, filepath.Join(dir, outName(n)), hex.EncodeToString(sum[:]))
+	}
+	return sb.String()
+}
+
+// outName is where a test puts the repository file n: its base name, with
+// no whitespace (the batch format separates fields by whitespace).
+func outName(n string) string {
+	return strings.ReplaceAll(filepath.Base(n), " ", "_")
+}
+
+func sameFiles(t *testing.T, root, dir string, names []string) {
+	t.Helper()
+	for _, n := range names {
+		want, err := os.ReadFile(filepath.Join(root, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, outName(n)))
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s differs from the origin", n)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(names) {
+		t.Fatalf("%s holds %d entries, want %d (leftover temporary files?)", dir, len(entries), len(names))
+	}
+}
+
+var oddSizes = map[string]int{
+	"os/Packages/a/alpha-1.0.rpm":  1,
+	"os/Packages/b/beta-2.1.rpm":   16<<10 + 7,
+	"os/Packages/g/gamma-0.9.rpm":  300_001,
+	"os/Packages/d/delta+x-3.rpm":  1_234_567,
+	"os/Packages/e/epsilon 4.rpm":  2_500_003,
+	"os/Packages/z/zeta-9.9.rpm":   65_535,
+	"os/repodata/repomd.xml":       4_321,
+	"other/unrelated-file.tar.zst": 99_999,
+}
+
+func names(m map[string]int, prefix string) []string {
+	var out []string
+	for n := range m {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Three clients fetch the same batch at once from a rate-limited origin.
+func TestBurstThreeClients(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 1, oddSizes)
+	batchNames := names(oddSizes, "os/Packages/")
+	var total int64
+	for _, n := range batchNames {
+		total += int64(oddSizes[n])
+	}
+	// The origin alone would need total/limit = ~4 s per client.
+	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(total/4))
+	var wg sync.WaitGroup
+	results := make([]result, 3)
+	dirs := make([]string, 3)
+	for i := range results {
+		h := newHost(t)
+		dirs[i] = t.TempDir()
+		list := batchList(t, svc, root, dirs[i], batchNames)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.get(list, "--service", svc.url, "--batch", "-")
+		}()
+	}
+	wg.Wait()
+	var peers, web, bytes int64
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("client %d: exit %d: %s", i, r.code, r.stderr)
+		}
+		sameFiles(t, root, dirs[i], batchNames)
+		t.Logf("client %d: %d files, %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Files, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
+		peers += r.BytesFromPeers
+		web += r.BytesFromWebseed
+		bytes += r.Bytes
+	}
+	st := svc.stats(t)
+	t.Logf("three clients: %d bytes delivered, %d from peers, %d from webseed; origin sent %.0f file bytes", bytes, peers, web, st["file_bytes_sent"])
+	if peers == 0 {
+		t.Fatal("no bytes came from peers")
+	}
+}
+
+// A client arriving after another has the batch takes it from that peer.
+func TestLateArrival(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 2, oddSizes)
+	batchNames := names(oddSizes, "os/")
+	svc := startService(t, root)
+	first, second := newHost(t), newHost(t)
+	d1, d2 := t.TempDir(), t.TempDir()
+	if r := first.get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.code != 0 {
+		t.Fatalf("first client: %s", r.stderr)
+	}
+	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--batch", "-")
+	if r.code != 0 {
+		t.Fatalf("second client: %s", r.stderr)
+	}
+	sameFiles(t, root, d2, batchNames)
+	t.Logf("late arrival: %d bytes, %d from peers, %d from webseed, %.2fs", r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
+	if r.BytesFromWebseed*10 > r.Bytes {
+		t.Fatalf("late arrival took %d of %d bytes from the webseed (> 10%%)", r.BytesFromWebseed, r.Bytes)
+	}
+}
+
+// One client alone completes from the webseed; a second batch sharing files
+// with the first reuses their cached piece hashes.
+func TestWebseedOnlyAndHashReuse(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 3, oddSizes)
+	svc := startService(t, root)
+	h := newHost(t)
+	d1 := t.TempDir()
+	b1 := []string{"os/Packages/a/alpha-1.0.rpm", "os/Packages/d/delta+x-3.rpm", "os/Packages/e/epsilon 4.rpm"}
+	r := h.get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--batch", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	sameFiles(t, root, d1, b1)
+	if r.BytesFromWebseed == 0 || r.BytesFromPeers != 0 {
+		t.Fatalf("webseed-only fetch: %d from webseed, %d from peers", r.BytesFromWebseed, r.BytesFromPeers)
+	}
+	before := svc.stats(t)["hash_bytes_read"]
+	d2 := t.TempDir()
+	b2 := []string{"os/Packages/d/delta+x-3.rpm", "os/Packages/e/epsilon 4.rpm", "os/Packages/z/zeta-9.9.rpm"}
+	r = h.get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--batch", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	sameFiles(t, root, d2, b2)
+	if read := svc.stats(t)["hash_bytes_read"] - before; read != float64(oddSizes["os/Packages/z/zeta-9.9.rpm"]) {
+		t.Fatalf("second batch read %.0f bytes for hashing, want only the new file's %d", read, oddSizes["os/Packages/z/zeta-9.9.rpm"])
+	}
+}
+
+// The single-file form: pkgtorrent-get URL OUTPUT.
+func TestSingleFile(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 4, oddSizes)
+	svc := startService(t, root)
+	h := newHost(t)
+	dir := t.TempDir()
+	name := "os/Packages/g/gamma-0.9.rpm"
+	out := filepath.Join(dir, "gamma-0.9.rpm")
+	if r := h.get("", "--service", svc.url, svc.url+name, out); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	sameFiles(t, root, dir, []string{name})
+}
+
+// With the service down the client fails within the connect timeout and
+// leaves nothing at the output.
+func TestServiceDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/"
+	ln.Close()
+	h := newHost(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.rpm")
+	r := h.get("", "--service", url, "--connect-timeout", "1s", url+"os/x.rpm", out)
+	if r.code == 0 {
+		t.Fatal("exit 0 with the service down")
+	}
+	t.Logf("service down: exit %d after %s: %s", r.code, r.wall, strings.TrimSpace(r.stderr))
+	if r.wall > 10*time.Second {
+		t.Fatalf("took %s to give up", r.wall)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left %d entries in the output directory", len(entries))
+	}
+}

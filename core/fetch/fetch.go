@@ -1,0 +1,328 @@
+// Package fetch is what pkgtorrent-get does: map URLs to repository paths,
+// get the batch torrent from the service, have the host's agent download it,
+// and place verified files at their destinations.
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/core/agent"
+	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+)
+
+// APIPrefix is the service's versioned API path, relative to its URL.
+const APIPrefix = ".pkgtorrent/v1/"
+
+// Config configures a fetch.
+type Config struct {
+	// Service is the service's base URL; its files are served under it.
+	Service string
+	// Mirrors are further repository base URLs (see package mirror).
+	Mirrors []string
+	// StateDir selects the agent.
+	StateDir string
+	// AgentCommand starts an agent for StateDir when none is running.
+	AgentCommand []string
+	// ConnectTimeout bounds reaching the service and the agent.
+	ConnectTimeout time.Duration
+	// StallTimeout bounds any wait without progress.
+	StallTimeout time.Duration
+	// Progress receives progress reports; nil for none.
+	Progress func(agent.Progress)
+}
+
+// Result summarises a completed fetch.
+type Result struct {
+	Files            int     `json:"files"`
+	Bytes            int64   `json:"bytes"`
+	BytesFromPeers   int64   `json:"bytes_from_peers"`
+	BytesFromWebseed int64   `json:"bytes_from_webseed"`
+	Seconds          float64 `json:"seconds"`
+}
+
+// Run fetches items and places them. On error no output was created or
+// replaced by this call, except outputs placed complete and verified.
+func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
+	start := time.Now()
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 3 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 15 * time.Second
+	}
+	if cfg.Service == "" {
+		return Result{}, errors.New("no service URL configured")
+	}
+	bases := append([]string{cfg.Service}, cfg.Mirrors...)
+	rels := make([]string, len(items))
+	outs := map[string]bool{}
+	for i, it := range items {
+		rel, err := mirror.RelPath(it.URL, bases)
+		if err != nil {
+			return Result{}, err
+		}
+		rels[i] = rel
+		if it.Output == "" {
+			return Result{}, fmt.Errorf("%s: empty output path", it.URL)
+		}
+		o := filepath.Clean(it.Output)
+		if outs[o] {
+			return Result{}, fmt.Errorf("output %s given twice", it.Output)
+		}
+		outs[o] = true
+		if st, err := os.Stat(filepath.Dir(o)); err != nil || !st.IsDir() {
+			return Result{}, fmt.Errorf("output directory of %s does not exist", it.Output)
+		}
+	}
+	digest, err := batch.Digest(rels)
+	if err != nil {
+		return Result{}, err
+	}
+	tb, err := getTorrent(ctx, cfg, digest, rels)
+	if err != nil {
+		return Result{}, err
+	}
+	want, err := expectations(tb, rels)
+	if err != nil {
+		return Result{}, fmt.Errorf("service sent a bad torrent: %w", err)
+	}
+	conn, err := dialAgent(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	if err := conn.Send(agent.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
+		return Result{}, fmt.Errorf("talking to agent: %w", err)
+	}
+	var last agent.Progress
+	lastMove := time.Now()
+	var files map[string]string
+	for files == nil {
+		rep, err := conn.Recv(time.Now().Add(cfg.StallTimeout))
+		if err != nil {
+			return Result{}, fmt.Errorf("agent: %w", err)
+		}
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		p := rep.Progress
+		if p.Completed > last.Completed || rep.Type == "done" {
+			lastMove = time.Now()
+		}
+		last = p
+		if cfg.Progress != nil {
+			cfg.Progress(p)
+		}
+		if rep.Type == "done" {
+			files = rep.Files
+		} else if time.Since(lastMove) >= cfg.StallTimeout {
+			return Result{}, fmt.Errorf("no progress for %s (%d of %d bytes, %d peers)", cfg.StallTimeout, p.Completed, p.Total, p.Peers)
+		}
+	}
+	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
+	for i, it := range items {
+		src, ok := files[rels[i]]
+		if !ok {
+			return Result{}, fmt.Errorf("agent did not return %s", rels[i])
+		}
+		w := want[rels[i]]
+		w.sha256 = it.SHA256
+		if err := place(src, it.Output, w); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", it.Output, err)
+		}
+		res.Bytes += w.size
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// expectations checks that the torrent holds exactly the batch, in canonical
+// order, and returns what each file must match.
+func expectations(tb []byte, rels []string) (map[string]expect, error) {
+	_, info, _, err := pmeta.Parse(tb)
+	if err != nil {
+		return nil, err
+	}
+	canon, _ := batch.Canonical(rels)
+	want := map[string]expect{}
+	var got []string
+	var off int64
+	files := info.UpvertedFiles()
+	for i, f := range files {
+		if strings.Contains(f.Attr, "p") {
+			off += f.Length
+			continue
+		}
+		p := strings.Join(f.Path, "/")
+		got = append(got, p)
+		first := off / pmeta.PieceLength
+		n := int64(pmeta.NumPieces(f.Length))
+		if off%pmeta.PieceLength != 0 || (first+n)*20 > int64(len(info.Pieces)) {
+			return nil, fmt.Errorf("file %s is not piece-aligned", p)
+		}
+		want[p] = expect{size: f.Length, pieces: info.Pieces[first*20 : (first+n)*20], tail: i == len(files)-1}
+		off += f.Length
+	}
+	if !slices.Equal(got, canon) {
+		return nil, errors.New("its files are not the batch asked for")
+	}
+	return want, nil
+}
+
+// serviceError is the JSON error body of the service.
+type serviceError struct {
+	Error string `json:"error"`
+}
+
+// getTorrent asks the service for the batch torrent, posting the list when
+// the service does not know the digest yet.
+func getTorrent(ctx context.Context, cfg Config, digest string, rels []string) ([]byte, error) {
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
+		ResponseHeaderTimeout: cfg.StallTimeout,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+	}}
+	defer hc.CloseIdleConnections()
+	u := strings.TrimSuffix(cfg.Service, "/") + "/" + APIPrefix + "torrent/" + digest
+	do := func(method string, body []byte) ([]byte, int, error) {
+		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+		if err != nil {
+			return nil, 0, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, 0, fmt.Errorf("service unreachable: %w", err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading from service: %w", err)
+		}
+		return b, resp.StatusCode, nil
+	}
+	b, code, err := do(http.MethodGet, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code == http.StatusPreconditionFailed {
+		canon, _ := batch.Canonical(rels)
+		body, _ := json.Marshal(map[string][]string{"files": canon})
+		b, code, err = do(http.MethodPost, body)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if code != http.StatusOK {
+		var se serviceError
+		if json.Unmarshal(b, &se) == nil && se.Error != "" {
+			return nil, fmt.Errorf("service: %d %s: %s", code, http.StatusText(code), se.Error)
+		}
+		return nil, fmt.Errorf("service: %d %s", code, http.StatusText(code))
+	}
+	return b, nil
+}
+
+// dialAgent connects to the agent, starting one when none runs.
+func dialAgent(ctx context.Context, cfg Config) (*agent.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+	if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {
+		return c, nil
+	}
+	if len(cfg.AgentCommand) == 0 {
+		return nil, errors.New("no agent running and no command to start one")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening agent log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(cfg.AgentCommand[0], cfg.AgentCommand[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting agent: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("agent did not start within %s (see %s)", cfg.ConnectTimeout, logf.Name())
+		case <-exited:
+			// Another agent may have won the race for the state directory.
+			if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {
+				return c, nil
+			}
+			exited = nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop asks the agent of stateDir to exit; no agent running is not an error.
+func Stop(ctx context.Context, stateDir string) error {
+	c, err := agent.Dial(ctx, stateDir)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	if err := c.Send(agent.Request{Op: "stop"}); err != nil {
+		return err
+	}
+	if _, err := c.Recv(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	// Wait until the agent has let go of its socket.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(agent.SocketPath(stateDir)); err != nil {
+			return nil
+		}
+	}
+	return errors.New("agent did not stop within 5s")
+}
+
+// Status asks the agent of stateDir for its status.
+func Status(ctx context.Context, stateDir string) (*agent.Status, error) {
+	c, err := agent.Dial(ctx, stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("no agent running for %s", stateDir)
+	}
+	defer c.Close()
+	if err := c.Send(agent.Request{Op: "status"}); err != nil {
+		return nil, err
+	}
+	rep, err := c.Recv(time.Now().Add(5 * time.Second))
+	if err != nil {
+		return nil, err
+	}
+	return rep.Status, nil
+}

@@ -1,0 +1,116 @@
+package fetch
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+)
+
+// expect is what a placed file must match.
+type expect struct {
+	size   int64
+	pieces []byte // piece hashes, last one unpadded when tail
+	tail   bool   // the file is last in its torrent: its last piece is unpadded
+	sha256 []byte
+}
+
+// place puts a verified copy of src at out: hard link (or copy) to a
+// temporary name beside out, verify it, rename. out is replaced, never
+// followed if it is a symlink; on error nothing is left behind.
+func place(src, out string, want expect) (err error) {
+	dir, base := filepath.Split(out)
+	if dir == "" {
+		dir = "."
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+base+".pkgtorrent-"+hex.EncodeToString(rnd[:]))
+	if err := os.Link(src, tmp); err != nil {
+		if err := copyFile(src, tmp); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if err := verify(tmp, want); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("placing %s: %w", out, err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("opening agent data: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("creating temporary file: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	return nil
+}
+
+// verify checks a file's size, piece hashes and (if wanted) SHA-256 in one pass.
+func verify(path string, want expect) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != want.size {
+		return fmt.Errorf("size %d, want %d", fi.Size(), want.size)
+	}
+	h256 := sha256.New()
+	buf := make([]byte, pmeta.PieceLength)
+	r := io.Reader(f)
+	for i := 0; i < len(want.pieces)/20; i++ {
+		n, err := io.ReadFull(r, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("reading: %w", err)
+		}
+		h256.Write(buf[:n])
+		piece := buf
+		if n < len(buf) {
+			if want.tail {
+				piece = buf[:n]
+			} else {
+				clear(buf[n:])
+			}
+		}
+		if sum := sha1.Sum(piece); !bytes.Equal(sum[:], want.pieces[i*20:i*20+20]) {
+			return fmt.Errorf("piece %d does not match the torrent", i)
+		}
+	}
+	if want.sha256 != nil && !bytes.Equal(h256.Sum(nil), want.sha256) {
+		return fmt.Errorf("sha256 %x, want %x", h256.Sum(nil), want.sha256)
+	}
+	return nil
+}
