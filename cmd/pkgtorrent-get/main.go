@@ -138,8 +138,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		StateDir:       stateDir,
 		ConnectTimeout: k.Duration("connect-timeout"),
 		StallTimeout:   k.Duration("stall-timeout"),
+		// The agent gets every setting as a flag: nothing left to read.
 		AgentCommand: []string{exe, "agent",
-			"--config", cfgPath,
+			"--config", os.DevNull,
 			"--state-dir", stateDir,
 			"--seed-time", k.Duration("seed-time").String(),
 			"--peer-grace", k.Duration("peer-grace").String(),
