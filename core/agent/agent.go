@@ -358,28 +358,30 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	return e, nil
 }
 
-// webseedPolicy decides when the webseeds join the torrent: at once when no
-// tracker knows a seeder, else when peers have delivered nothing for PeerGrace.
+// webseedPolicy decides when the webseeds join the torrent: at once when the
+// tracker knows no peer for it, else when peers have delivered nothing for
+// PeerGrace. (Leechers count as peers: a host that just completed is still a
+// leecher to the tracker until its "completed" announce.)
 func (a *Agent) webseedPolicy(e *entry, trackers [][]string) {
 	if e.t.Complete().Bool() {
 		return
 	}
-	seeders := -1
+	swarm := -1
 	for _, tier := range trackers {
 		for _, tr := range tier {
-			if s, err := scrape(a.web, tr, e.t.InfoHash()); err == nil {
-				seeders = s
+			if n, err := scrape(a.web, tr, e.t.InfoHash()); err == nil {
+				swarm = n
 				break
 			} else {
 				a.log.Debug("scrape failed", "tracker", tr, "err", err)
 			}
 		}
-		if seeders >= 0 {
+		if swarm >= 0 {
 			break
 		}
 	}
-	if seeders == 0 {
-		a.addWebseeds(e, "no seeders")
+	if swarm == 0 {
+		a.addWebseeds(e, "no peers in the swarm")
 		return
 	}
 	last, lastBytes := time.Now(), int64(0)

@@ -63,8 +63,9 @@ func (zeros) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// scrape asks an HTTP tracker how many seeders it knows for ih (BEP 48: the
-// scrape URL replaces the last "announce" of the announce URL).
+// scrape asks an HTTP tracker how many peers (seeders and leechers) it knows
+// for ih (BEP 48: the scrape URL replaces the last "announce" of the
+// announce URL).
 func scrape(c *http.Client, announce string, ih metainfo.Hash) (int, error) {
 	u, err := url.Parse(announce)
 	if err != nil {
@@ -92,11 +93,13 @@ func scrape(c *http.Client, announce string, ih metainfo.Hash) (int, error) {
 	}
 	var sr struct {
 		Files map[string]struct {
-			Complete int `bencode:"complete"`
+			Complete   int `bencode:"complete"`
+			Incomplete int `bencode:"incomplete"`
 		} `bencode:"files"`
 	}
 	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
 		return 0, fmt.Errorf("scrape: %w", err)
 	}
-	return sr.Files[string(ih[:])].Complete, nil
+	f := sr.Files[string(ih[:])]
+	return f.Complete + f.Incomplete, nil
 }
