@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -176,8 +177,9 @@ func TestScrape(t *testing.T) {
 			Incomplete int `bencode:"incomplete"`
 			Downloaded int `bencode:"downloaded"`
 		}
+		// downloaded is deliberately large, to catch it being counted.
 		b, err := bencode.Marshal(map[string]any{"files": map[string]stats{
-			string(ih[:]):    {Complete: 7, Incomplete: 2, Downloaded: 9},
+			string(ih[:]):    {Complete: 7, Incomplete: 2, Downloaded: 1000},
 			string(other[:]): {Complete: 3},
 		}})
 		if err != nil {
@@ -198,15 +200,17 @@ func TestScrape(t *testing.T) {
 		{srv.URL + "/.pkgtorrent/v1/announce", "/.pkgtorrent/v1/scrape", ""},
 	}
 	for _, tt := range tests {
+		// Seeders and leechers both count (complete + incomplete), not
+		// the downloaded total.
 		n, err := scrape(c, tt.announce, ih)
-		if err != nil || n != 7 {
-			t.Errorf("scrape(%s) = %d, %v; want 7", tt.announce, n, err)
+		if err != nil || n != 9 {
+			t.Errorf("scrape(%s) = %d, %v; want 9 (7 complete + 2 incomplete)", tt.announce, n, err)
 			continue
 		}
 		if p := gotPath.Load().(string); p != tt.path {
 			t.Errorf("scrape(%s) requested %q, want %q", tt.announce, p, tt.path)
 		}
-		q := gotQuery.Load().(map[string][]string)
+		q := gotQuery.Load().(url.Values)
 		if hs := q["info_hash"]; len(hs) != 1 || hs[0] != string(ih[:]) {
 			t.Errorf("scrape(%s) info_hash %q, want %q", tt.announce, hs, ih[:])
 		}
@@ -215,7 +219,11 @@ func TestScrape(t *testing.T) {
 		}
 	}
 
-	// An unknown torrent has no seeders.
+	if n, err := scrape(c, srv.URL+"/announce", other); err != nil || n != 3 {
+		t.Errorf("scrape of the other torrent = %d, %v; want 3", n, err)
+	}
+
+	// An unknown torrent has no peers.
 	var unknown metainfo.Hash
 	unknown[0] = 0xff
 	if n, err := scrape(c, srv.URL+"/announce", unknown); err != nil || n != 0 {

@@ -1,0 +1,314 @@
+package fetch
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+)
+
+const pl = pmeta.PieceLength
+
+func randBytes(n int64, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 5))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// expectFor returns what the torrent would say about data: padded piece
+// hashes, or with the unpadded tail when the file is last in its torrent.
+func expectFor(t *testing.T, data []byte, tail bool) expect {
+	t.Helper()
+	h, err := pmeta.HashReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pieces := slices.Clone(h.Pieces)
+	if tail && len(pieces) > 0 {
+		copy(pieces[len(pieces)-20:], h.Tail[:])
+	}
+	sum := sha256.Sum256(data)
+	return expect{size: int64(len(data)), pieces: pieces, tail: tail, sha256: sum[:]}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dirNames lists dir, failing on error.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestPlaceGood(t *testing.T) {
+	for _, size := range []int64{0, 1, pl - 1, pl, pl + 1, 3*pl + 77} {
+		for _, tail := range []bool{false, true} {
+			srcDir, outDir := t.TempDir(), t.TempDir()
+			data := randBytes(size, uint64(size))
+			src := filepath.Join(srcDir, "data")
+			writeFile(t, src, data)
+			out := filepath.Join(outDir, "pkg.rpm")
+			want := expectFor(t, data, tail)
+			if err := place(src, out, want); err != nil {
+				t.Errorf("size %d tail %v: place: %v", size, tail, err)
+				continue
+			}
+			if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("size %d tail %v: output differs (%v)", size, tail, err)
+			}
+			if names := dirNames(t, outDir); !slices.Equal(names, []string{"pkg.rpm"}) {
+				t.Errorf("size %d tail %v: output directory holds %q", size, tail, names)
+			}
+			if got, _ := os.ReadFile(src); !bytes.Equal(got, data) {
+				t.Errorf("size %d tail %v: source changed", size, tail)
+			}
+			// Without a sha256 it is checked by pieces alone.
+			want.sha256 = nil
+			if err := place(src, out, want); err != nil {
+				t.Errorf("size %d tail %v: place without sha256: %v", size, tail, err)
+			}
+		}
+	}
+}
+
+func TestPlaceReplacesExisting(t *testing.T) {
+	dir := t.TempDir()
+	data := randBytes(pl+10, 1)
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, data)
+	out := filepath.Join(dir, "out")
+	writeFile(t, out, []byte("old contents"))
+	if err := place(src, out, expectFor(t, data, false)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Error("existing output not replaced")
+	}
+}
+
+func TestPlaceDoesNotFollowSymlink(t *testing.T) {
+	dir := t.TempDir()
+	data := randBytes(2*pl+3, 2)
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, data)
+	victim := filepath.Join(dir, "victim")
+	writeFile(t, victim, []byte("precious"))
+	out := filepath.Join(dir, "out")
+	if err := os.Symlink(victim, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := place(src, out, expectFor(t, data, true)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() {
+		t.Errorf("output is %v, want a regular file", fi.Mode())
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Error("output does not hold the file")
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "precious" {
+		t.Errorf("symlink target modified: %q", got)
+	}
+	// A dangling symlink is replaced too.
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), out); err != nil {
+		t.Fatal(err)
+	}
+	if err := place(src, out, expectFor(t, data, true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !os.IsNotExist(err) {
+		t.Errorf("dangling symlink target created: %v", err)
+	}
+}
+
+func TestPlaceRejects(t *testing.T) {
+	data := randBytes(3*pl+5, 3)
+	good := expectFor(t, data, false)
+
+	corrupt := func(i int) []byte {
+		b := slices.Clone(data)
+		b[i] ^= 1
+		return b
+	}
+	tests := []struct {
+		name string
+		src  []byte
+		want expect
+		msg  string
+	}{
+		{"wrong sha256", data, func() expect {
+			w := good
+			w.sha256 = bytes.Repeat([]byte{7}, 32)
+			return w
+		}(), "sha256"},
+		{"corrupted first piece", corrupt(0), func() expect { w := good; w.sha256 = nil; return w }(), "piece 0"},
+		{"corrupted middle piece", corrupt(2*pl + 100), good, "piece 2"},
+		{"corrupted last byte", corrupt(len(data) - 1), good, "piece 3"},
+		{"short", data[:len(data)-1], good, "size"},
+		{"long", append(slices.Clone(data), 0), good, "size"},
+		// The torrent says the last piece is unpadded, the hashes are padded.
+		{"tail mismatch", data, func() expect { w := good; w.tail = true; return w }(), "piece 3"},
+		// And the other way round.
+		{"padded mismatch", data, func() expect { w := expectFor(t, data, true); w.tail = false; return w }(), "piece 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srcDir, outDir := t.TempDir(), t.TempDir()
+			src := filepath.Join(srcDir, "data")
+			writeFile(t, src, tt.src)
+			out := filepath.Join(outDir, "pkg.rpm")
+			err := place(src, out, tt.want)
+			if err == nil {
+				t.Fatal("place succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not mention %q", err, tt.msg)
+			}
+			if names := dirNames(t, outDir); len(names) != 0 {
+				t.Errorf("left behind: %q", names)
+			}
+			if got, _ := os.ReadFile(src); !bytes.Equal(got, tt.src) {
+				t.Error("source modified")
+			}
+		})
+	}
+
+	// A failed place leaves an existing output alone.
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, corrupt(5))
+	out := filepath.Join(dir, "out")
+	writeFile(t, out, []byte("previous"))
+	if err := place(src, out, good); err == nil {
+		t.Fatal("place of a corrupt file succeeded")
+	}
+	if got, _ := os.ReadFile(out); string(got) != "previous" {
+		t.Errorf("existing output changed to %d bytes", len(got))
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"out", "src"}) {
+		t.Errorf("directory holds %q", names)
+	}
+}
+
+func TestPlaceErrors(t *testing.T) {
+	data := randBytes(100, 4)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, data)
+	want := expectFor(t, data, true)
+
+	if err := place(src, filepath.Join(dir, "missing", "out"), want); err == nil {
+		t.Error("place into a missing directory succeeded")
+	}
+	if err := place(filepath.Join(dir, "nosrc"), filepath.Join(dir, "out"), want); err == nil {
+		t.Error("place of a missing source succeeded")
+	}
+	// An output that is a directory cannot be replaced.
+	od := filepath.Join(dir, "outdir")
+	if err := os.Mkdir(od, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := place(src, od, want); err == nil {
+		t.Error("place over a directory succeeded")
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"outdir", "src"}) {
+		t.Errorf("directory holds %q", names)
+	}
+}
+
+func TestPlaceUnwritableDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root can write to any directory")
+	}
+	data := randBytes(100, 5)
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, src, data)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if err := place(src, filepath.Join(dir, "out"), expectFor(t, data, true)); err == nil {
+		t.Error("place into an unwritable directory succeeded")
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Errorf("left behind: %q", names)
+	}
+}
+
+// Across file systems the hard link fails and place copies.
+func TestPlaceCopies(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "pkgtorrent-test-")
+	if err != nil {
+		t.Skip("no /dev/shm:", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	data := randBytes(2*pl+9, 6)
+	src := filepath.Join(shm, "src")
+	writeFile(t, src, data)
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "out")
+	if err := place(src, out, expectFor(t, data, false)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Error("copied output differs")
+	}
+	bad := expectFor(t, data, false)
+	bad.sha256[0] ^= 1
+	out2 := filepath.Join(outDir, "out2")
+	if err := place(src, out2, bad); err == nil {
+		t.Error("copied place with a wrong sha256 succeeded")
+	}
+	if names := dirNames(t, outDir); !slices.Equal(names, []string{"out"}) {
+		t.Errorf("output directory holds %q", names)
+	}
+}
+
+func TestCopyFileExclusive(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	writeFile(t, src, []byte("new"))
+	writeFile(t, dst, []byte("old"))
+	if err := copyFile(src, dst); err == nil {
+		t.Error("copyFile over an existing file succeeded")
+	}
+	if got, _ := os.ReadFile(dst); string(got) != "old" {
+		t.Errorf("existing file changed to %q", got)
+	}
+	dst2 := filepath.Join(dir, "dst2")
+	if err := copyFile(src, dst2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst2); string(got) != "new" {
+		t.Errorf("copy = %q", got)
+	}
+}
