@@ -354,6 +354,9 @@ func TestWebseedOnlyAndHashReuse(t *testing.T) {
 	if r.BytesFromWebseed == 0 || r.BytesFromPeers != 0 {
 		t.Fatalf("webseed-only fetch: %d from webseed, %d from peers", r.BytesFromWebseed, r.BytesFromPeers)
 	}
+	if pads := svc.stats(t)["pad_bytes_sent"]; pads != 0 {
+		t.Fatalf("the service sent %.0f pad bytes: pads must be answered by the client itself", pads)
+	}
 	before := svc.stats(t)["hash_bytes_read"]
 	d2 := t.TempDir()
 	b2 := []string{"os/Packages/d/delta+x-3.rpm", "os/Packages/e/epsilon 4.rpm", "os/Packages/z/zeta-9.9.rpm"}
@@ -404,5 +407,50 @@ func TestServiceDown(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("left %d entries in the output directory", len(entries))
+	}
+}
+
+// Data an agent finds on disk from an earlier run is hashed again before it
+// counts: a corrupted data file is fetched again, never placed.
+func TestAgentRestartRehashes(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 5, oddSizes)
+	svc := startService(t, root)
+	h := newHost(t)
+	b := []string{"os/Packages/g/gamma-0.9.rpm", "os/Packages/d/delta+x-3.rpm"}
+	d1 := t.TempDir()
+	if r := h.get(batchList(t, svc, root, d1, b), "--service", svc.url, "--batch", "-"); r.code != 0 {
+		t.Fatalf("first fetch: %s", r.stderr)
+	}
+	get, _ := buildBinaries(t)
+	if out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").CombinedOutput(); err != nil {
+		t.Fatalf("stop: %v %s", err, out)
+	}
+	// Corrupt every data file of the agent in place (same size).
+	var corrupted int
+	filepath.Walk(filepath.Join(h.state, "data"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte("corrupt!"), fi.Size()/2)
+			f.Close()
+			corrupted++
+		}
+		return nil
+	})
+	if corrupted != len(b) {
+		t.Fatalf("found %d data files, want %d", corrupted, len(b))
+	}
+	before := svc.stats(t)["file_bytes_sent"]
+	d2 := t.TempDir()
+	r := h.get(batchList(t, svc, root, d2, b), "--service", svc.url, "--batch", "-")
+	if r.code != 0 {
+		t.Fatalf("second fetch: %s", r.stderr)
+	}
+	sameFiles(t, root, d2, b)
+	if sent := svc.stats(t)["file_bytes_sent"] - before; sent == 0 {
+		t.Fatal("the corrupted pieces were not fetched again")
 	}
 }

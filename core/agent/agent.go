@@ -429,7 +429,7 @@ func (a *Agent) addWebseeds(e *entry, why string) {
 		return
 	}
 	a.log.Info("webseeds join", "torrent", e.t.InfoHash().HexString(), "reason", why)
-	e.t.AddWebSeeds(e.webseeds)
+	e.t.AddWebSeeds(e.webseeds, torrent.WebSeedPathEscaper(torrentPath))
 	e.t.AddWebSeeds(e.mirrors, torrent.WebSeedPathEscaper(mirrorPath))
 }
 

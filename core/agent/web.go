@@ -16,25 +16,45 @@ import (
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
 
-// mirrorPath maps a torrent path (info name first) to a path under a
-// repository root: the info name is dropped.
-func mirrorPath(comps []string) string {
-	return webseed.EscapePath(comps[1:])
+// padQuery marks a webseed request for a BEP 47 padding file. Escaped
+// repository paths never contain a '?', so no real file carries it.
+const padQuery = "pkgtorrent-pad"
+
+// torrentPath maps a torrent path (info name first) to a path under a BEP 19
+// webseed URL, marking padding files.
+func torrentPath(comps []string) string {
+	return webseed.EscapePath(comps) + padMark(comps[1:])
 }
 
-// padTransport answers webseed requests for BEP 47 padding files with zeros
-// locally, so that no pad byte crosses the wire from a webseed (a plain
-// mirror has no such files).
+// mirrorPath maps a torrent path (info name first) to a path under a
+// repository root: the info name is dropped; padding files are marked.
+func mirrorPath(comps []string) string {
+	return webseed.EscapePath(comps[1:]) + padMark(comps[1:])
+}
+
+func padMark(comps []string) string {
+	if _, ok := pmeta.ParsePadPath(strings.Join(comps, "/")); ok {
+		return "?" + padQuery
+	}
+	return ""
+}
+
+// padTransport answers webseed requests for BEP 47 padding files (marked by
+// torrentPath and mirrorPath) with zeros locally, so that no pad byte
+// crosses the wire from a webseed (a plain mirror has no such files).
 type padTransport struct{ next http.RoundTripper }
 
 func (p padTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.RawQuery != padQuery {
+		return p.next.RoundTrip(req)
+	}
 	i := strings.LastIndex(req.URL.Path, "/"+pmeta.PadDir+"/")
 	if i < 0 {
-		return p.next.RoundTrip(req)
+		return nil, fmt.Errorf("pad request %q has no pad path", req.URL)
 	}
 	n, ok := pmeta.ParsePadPath(req.URL.Path[i+1:])
 	if !ok {
-		return p.next.RoundTrip(req)
+		return nil, fmt.Errorf("pad request %q has no pad path", req.URL)
 	}
 	start, end := int64(0), n-1
 	status := http.StatusOK

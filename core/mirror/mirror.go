@@ -70,9 +70,11 @@ func FileURL(base, rel string) (string, error) {
 	}
 	if !strings.HasSuffix(bu.Path, "/") {
 		bu.Path += "/"
-		bu.RawPath = ""
 	}
-	return bu.JoinPath(rel).String(), nil
+	// Path is unescaped: String escapes it, a literal '%' included.
+	bu.Path += rel
+	bu.RawPath = ""
+	return bu.String(), nil
 }
 
 func hostKey(u *url.URL) string {

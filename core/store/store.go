@@ -246,16 +246,21 @@ func (p *piece) WriteAt(b []byte, off int64) (int, error) {
 	if off >= n {
 		return len(b), nil // padding: never stored
 	}
-	f, err := p.df.open()
-	if err != nil {
-		return 0, err
-	}
 	m := min(int64(len(b)), n-off)
-	if _, err := f.WriteAt(b[:m], start+off); err != nil {
-		return 0, fmt.Errorf("writing %s: %w", p.df.path, err)
+	// A data file removed behind our back is written anew (second attempt).
+	for range 2 {
+		f, err := p.df.open()
+		if err != nil {
+			return 0, err
+		}
+		if _, err := f.WriteAt(b[:m], start+off); err != nil {
+			return 0, fmt.Errorf("writing %s: %w", p.df.path, err)
+		}
+		if p.df.touched() {
+			return len(b), nil
+		}
 	}
-	p.df.touched()
-	return len(b), nil
+	return 0, fmt.Errorf("writing %s: the file keeps disappearing", p.df.path)
 }
 
 func (p *piece) MarkComplete() error    { return p.df.mark(p.idx, true) }
@@ -284,11 +289,22 @@ func (df *dataFile) open() (*os.File, error) {
 }
 
 // touched records our own write, so that only writes by others make the
-// completion state stale.
-func (df *dataFile) touched() {
+// completion state stale. It reports false, and drops the open handle, when
+// the data file is no longer on disk.
+func (df *dataFile) touched() bool {
 	df.mu.Lock()
-	df.stamp, _ = statOf(df.path)
-	df.mu.Unlock()
+	defer df.mu.Unlock()
+	st, ok := statOf(df.path)
+	if !ok {
+		df.complete = nil
+		if df.f != nil {
+			df.f.Close()
+			df.f = nil
+		}
+		return false
+	}
+	df.stamp = st
+	return true
 }
 
 func statOf(path string) (stamp, bool) {
@@ -316,6 +332,11 @@ func (df *dataFile) completion(idx int) storage.Completion {
 	st, exists := statOf(df.path)
 	if !exists {
 		df.complete = nil
+		if df.f != nil {
+			// Removed behind our back: write a new file from now on.
+			df.f.Close()
+			df.f = nil
+		}
 		return storage.Completion{Ok: true, Complete: false}
 	}
 	if df.complete != nil && st == df.stamp {

@@ -424,8 +424,6 @@ func TestChangedBehindOurBack(t *testing.T) {
 // After the data file is removed behind the store's back, downloading the
 // piece again must produce a complete data file on disk.
 func TestRewriteAfterRemoval(t *testing.T) {
-	t.Skip("BUG: store keeps writing to the unlinked inode: after the data file is removed while a torrent " +
-		"holds it open, WriteAt+MarkComplete never create it again, so Completion stays Ok,!Complete forever")
 	s, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
