@@ -73,7 +73,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfgPath, _ := fs.GetString("config")
-	k, err := config.Load(fs, cfgPath, fs.Changed("config"), "PKGTORRENT_")
+	explicit := fs.Changed("config")
+	if env := os.Getenv("PKGTORRENT_CONFIG"); env != "" && !explicit {
+		cfgPath, explicit = env, true
+	}
+	k, err := config.Load(fs, cfgPath, explicit, "PKGTORRENT_")
 	if err != nil {
 		fmt.Fprintf(stderr, "pkgtorrent-get: %v\n", err)
 		return 2
