@@ -177,6 +177,10 @@ func runAgent(ctx context.Context, k interface {
 	Int(string) int
 	Int64(string) int64
 }, stateDir string, stderr io.Writer) int {
+	if err := agent.Reexec(); err != nil {
+		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
+		return 1
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(k.String("log-level"))); err != nil {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: log-level: %v\n", err)

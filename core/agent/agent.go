@@ -317,6 +317,14 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string) (*entry, error) {
 	ih := mi.HashInfoBytes()
 	a.mu.Lock()
+	e, ok := a.entries[ih]
+	a.mu.Unlock()
+	if ok {
+		return e, nil
+	}
+	// Ask the tracker before the engine announces us: we are not a peer.
+	swarm := a.swarmSize(mi.UpvertedAnnounceList(), ih)
+	a.mu.Lock()
 	defer a.mu.Unlock()
 	if e, ok := a.entries[ih]; ok {
 		return e, nil
@@ -330,7 +338,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		layout.Close()
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
-	e := &entry{layout: layout, webseeds: spec.Webseeds}
+	e = &entry{layout: layout, webseeds: spec.Webseeds}
 	spec.Webseeds = nil // the webseed policy adds them
 	for _, m := range mirrors {
 		if !strings.HasSuffix(m, "/") {
@@ -354,7 +362,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	t.DownloadAll()
 	spreadOrder(t)
 	a.entries[ih] = e
-	go a.webseedPolicy(e, spec.Trackers)
+	go a.webseedPolicy(e, swarm)
 	return e, nil
 }
 
@@ -362,23 +370,9 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 // tracker knows no peer for it, else when peers have delivered nothing for
 // PeerGrace. (Leechers count as peers: a host that just completed is still a
 // leecher to the tracker until its "completed" announce.)
-func (a *Agent) webseedPolicy(e *entry, trackers [][]string) {
+func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if e.t.Complete().Bool() {
 		return
-	}
-	swarm := -1
-	for _, tier := range trackers {
-		for _, tr := range tier {
-			if n, err := scrape(a.web, tr, e.t.InfoHash()); err == nil {
-				swarm = n
-				break
-			} else {
-				a.log.Debug("scrape failed", "tracker", tr, "err", err)
-			}
-		}
-		if swarm >= 0 {
-			break
-		}
 	}
 	if swarm == 0 {
 		a.addWebseeds(e, "no peers in the swarm")
@@ -422,6 +416,21 @@ func spreadOrder(t *torrent.Torrent) {
 	for i := rand.IntN(n); i < n; i++ {
 		t.Piece(i).SetPriority(torrent.PiecePriorityHigh)
 	}
+}
+
+// swarmSize asks the trackers (first that answers) how many peers they know
+// for ih; -1 when none answers.
+func (a *Agent) swarmSize(trackers [][]string, ih metainfo.Hash) int {
+	for _, tier := range trackers {
+		for _, tr := range tier {
+			n, err := scrape(a.web, tr, ih)
+			if err == nil {
+				return n
+			}
+			a.log.Debug("scrape failed", "tracker", tr, "err", err)
+		}
+	}
+	return -1
 }
 
 func (a *Agent) addWebseeds(e *entry, why string) {
