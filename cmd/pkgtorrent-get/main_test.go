@@ -156,6 +156,8 @@ type result struct {
 	Bytes            int64   `json:"bytes"`
 	BytesFromPeers   int64   `json:"bytes_from_peers"`
 	BytesFromWebseed int64   `json:"bytes_from_webseed"`
+	BytesFromHTTP    int64   `json:"bytes_from_http"`
+	Fallback         bool    `json:"fallback"`
 	Seconds          float64 `json:"seconds"`
 	code             int
 	stderr           string
@@ -453,4 +455,50 @@ func TestAgentRestartRehashes(t *testing.T) {
 	if sent := svc.stats(t)["file_bytes_sent"] - before; sent == 0 {
 		t.Fatal("the corrupted pieces were not fetched again")
 	}
+}
+
+// With the service down, the plain HTTP fallback fetches the file from its
+// URL (a plain mirror); with the fallback off, the fetch fails.
+func TestHTTPFallback(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 6, oddSizes)
+	mirrorLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(root))}
+	go srv.Serve(mirrorLn)
+	t.Cleanup(func() { srv.Close() })
+	mirrorURL := "http://" + mirrorLn.Addr().String() + "/"
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String() + "/"
+	dead.Close()
+
+	name := "os/Packages/d/delta+x-3.rpm"
+	h := newHost(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, outName(name))
+	fileURL, _ := mirror.FileURL(mirrorURL, name)
+	r := h.get("", "--service", deadURL, "--mirror", mirrorURL, "--http-fallback=false", fileURL, out)
+	if r.code == 0 {
+		t.Fatal("exit 0 with the service down and the fallback off")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("output exists after a failed fetch")
+	}
+	r = h.get("", "--service", deadURL, "--mirror", mirrorURL, fileURL, out)
+	if r.code != 0 {
+		t.Fatalf("fallback: exit %d: %s", r.code, r.stderr)
+	}
+	if !r.Fallback || r.BytesFromHTTP != int64(oddSizes[name]) {
+		t.Errorf("--json says fallback=%v, %d bytes over HTTP", r.Fallback, r.BytesFromHTTP)
+	}
+	if !strings.Contains(r.stderr, "plain HTTP") {
+		t.Errorf("no notice of the fallback on stderr: %q", r.stderr)
+	}
+	sameFiles(t, root, dir, []string{name})
+	t.Logf("fallback: %d bytes over plain HTTP in %s", r.BytesFromHTTP, r.wall)
 }

@@ -45,19 +45,29 @@ type Config struct {
 	StallTimeout time.Duration
 	// Progress receives progress reports; nil for none.
 	Progress func(agent.Progress)
+	// HTTPFallback downloads the files over plain HTTP from their URLs when
+	// the torrent fetch fails (for callers without a downloader of their own).
+	HTTPFallback bool
+	// Warn receives one-line notices (the fallback); nil for none.
+	Warn func(string)
 }
 
 // Result summarises a completed fetch.
 type Result struct {
-	Files            int     `json:"files"`
-	Bytes            int64   `json:"bytes"`
-	BytesFromPeers   int64   `json:"bytes_from_peers"`
-	BytesFromWebseed int64   `json:"bytes_from_webseed"`
-	Seconds          float64 `json:"seconds"`
+	Files            int   `json:"files"`
+	Bytes            int64 `json:"bytes"`
+	BytesFromPeers   int64 `json:"bytes_from_peers"`
+	BytesFromWebseed int64 `json:"bytes_from_webseed"`
+	// BytesFromHTTP counts bytes of the plain HTTP fallback.
+	BytesFromHTTP int64   `json:"bytes_from_http"`
+	Fallback      bool    `json:"fallback"`
+	Seconds       float64 `json:"seconds"`
 }
 
-// Run fetches items and places them. On error no output was created or
-// replaced by this call, except outputs placed complete and verified.
+// Run fetches items and places them, through the torrent and, if that fails
+// and cfg.HTTPFallback is set, over plain HTTP. On error no output was
+// created or replaced by this call, except outputs placed complete and
+// verified.
 func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	start := time.Now()
 	if cfg.ConnectTimeout <= 0 {
@@ -66,6 +76,24 @@ func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 15 * time.Second
 	}
+	res, err := viaTorrent(ctx, cfg, items)
+	if err == nil || !cfg.HTTPFallback || ctx.Err() != nil {
+		return res, err
+	}
+	if cfg.Warn != nil {
+		cfg.Warn(fmt.Sprintf("torrent fetch failed (%v); downloading over plain HTTP", err))
+	}
+	res, ferr := plainHTTP(ctx, cfg, items)
+	if ferr != nil {
+		return Result{}, fmt.Errorf("%v; plain HTTP fallback: %w", err, ferr)
+	}
+	res.Fallback = true
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
+	start := time.Now()
 	if cfg.Service == "" {
 		return Result{}, errors.New("no service URL configured")
 	}
@@ -193,12 +221,7 @@ type serviceError struct {
 // getTorrent asks the service for the batch torrent, posting the list when
 // the service does not know the digest yet.
 func getTorrent(ctx context.Context, cfg Config, digest string, rels []string) ([]byte, error) {
-	hc := &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
-		ResponseHeaderTimeout: cfg.StallTimeout,
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
-	}}
+	hc := httpClient(cfg)
 	defer hc.CloseIdleConnections()
 	u := strings.TrimSuffix(cfg.Service, "/") + "/" + APIPrefix + "torrent/" + digest
 	do := func(method string, body []byte) ([]byte, int, error) {
@@ -240,6 +263,17 @@ func getTorrent(ctx context.Context, cfg Config, digest string, rels []string) (
 		return nil, fmt.Errorf("service: %d %s", code, http.StatusText(code))
 	}
 	return b, nil
+}
+
+// httpClient is the client for the service and the fallback: connecting
+// and waiting for response headers are bounded by the configured timeouts.
+func httpClient(cfg Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext,
+		ResponseHeaderTimeout: cfg.StallTimeout,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+	}}
 }
 
 // dialAgent connects to the agent, starting one when none runs.

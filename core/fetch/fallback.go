@@ -1,0 +1,104 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// plainHTTP downloads every item from its URL, each to a temporary file
+// beside its output, checks length and sha256, and renames it into place.
+func plainHTTP(ctx context.Context, cfg Config, items []Item) (Result, error) {
+	hc := httpClient(cfg)
+	defer hc.CloseIdleConnections()
+	var res Result
+	for _, it := range items {
+		n, err := download(ctx, hc, cfg.StallTimeout, it)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", it.URL, err)
+		}
+		res.Files++
+		res.Bytes += n
+		res.BytesFromHTTP += n
+	}
+	return res, nil
+}
+
+func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item) (_ int64, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, it.URL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	dir, base := filepath.Split(it.Output)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".pkgtorrent-*")
+	if err != nil {
+		return 0, fmt.Errorf("creating temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	// Abort when no byte arrives for the stall timeout.
+	timer := time.AfterFunc(stall, func() { cancel(fmt.Errorf("no data for %s", stall)) })
+	defer timer.Stop()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), stallReader{resp.Body, timer, stall})
+	if err != nil {
+		if c := context.Cause(ctx); c != nil {
+			err = c
+		}
+		return 0, fmt.Errorf("downloading: %w", err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return 0, fmt.Errorf("got %d bytes, want %d", n, resp.ContentLength)
+	}
+	if it.SHA256 != nil && !bytes.Equal(h.Sum(nil), it.SHA256) {
+		return 0, fmt.Errorf("sha256 %x, want %x", h.Sum(nil), it.SHA256)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), it.Output); err != nil {
+		return 0, fmt.Errorf("placing %s: %w", it.Output, err)
+	}
+	return n, nil
+}
+
+// stallReader pushes the stall timer back on every read that returns data.
+type stallReader struct {
+	r     io.Reader
+	timer *time.Timer
+	stall time.Duration
+}
+
+func (s stallReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if n > 0 {
+		s.timer.Reset(s.stall)
+	}
+	return n, err
+}
