@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkgtorrent/pkgtorrent/core/fetch"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
 )
 
@@ -151,17 +152,13 @@ func newHost(t *testing.T) host {
 	return h
 }
 
+// result is what one pkgtorrent-get run did: its --json summary, exit
+// code, stderr and wall time.
 type result struct {
-	Files            int     `json:"files"`
-	Bytes            int64   `json:"bytes"`
-	BytesFromPeers   int64   `json:"bytes_from_peers"`
-	BytesFromWebseed int64   `json:"bytes_from_webseed"`
-	BytesFromHTTP    int64   `json:"bytes_from_http"`
-	Fallback         bool    `json:"fallback"`
-	Seconds          float64 `json:"seconds"`
-	code             int
-	stderr           string
-	wall             time.Duration
+	fetch.Result
+	code   int
+	stderr string
+	wall   time.Duration
 }
 
 // get runs pkgtorrent-get on this host.
@@ -182,7 +179,7 @@ func (h host) get(stdin string, args ...string) result {
 		h.t.Fatal(err)
 	}
 	if r.code == 0 {
-		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		if err := json.Unmarshal(stdout.Bytes(), &r.Result); err != nil {
 			h.t.Fatalf("bad --json output %q: %v", stdout.String(), err)
 		}
 	}
