@@ -243,6 +243,14 @@ def _stop(proc):
         proc.wait()
 
 
+def _read(path):
+    f = open(path)
+    try:
+        return f.read()
+    finally:
+        f.close()
+
+
 def _last_line(text):
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     if not lines:
@@ -268,11 +276,12 @@ def run_batch(settings, batch, env=None):
         finally:
             f.close()
         cmd = command_line(settings, batch, paths['batch'])
+        null = open(os.devnull)
         out = open(paths['stdout'], 'w')
         err = open(paths['stderr'], 'w')
         try:
             try:
-                proc = subprocess.Popen(cmd, stdin=open(os.devnull), stdout=out, stderr=err,
+                proc = subprocess.Popen(cmd, stdin=null, stdout=out, stderr=err,
                                         env=env, close_fds=True)
             except OSError as e:
                 raise Error('cannot run %s: %s' % (cmd[0], e.strerror or e))
@@ -283,10 +292,11 @@ def run_batch(settings, batch, env=None):
                     raise Error('%s took longer than %gs' % (cmd[0], timeout))
                 time.sleep(0.05)
         finally:
+            null.close()
             out.close()
             err.close()
-        stdout = open(paths['stdout']).read()
-        stderr = open(paths['stderr']).read()
+        stdout = _read(paths['stdout'])
+        stderr = _read(paths['stderr'])
         result = None
         try:
             result = json.loads(_last_line(stdout) or 'null')
