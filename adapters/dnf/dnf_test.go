@@ -60,7 +60,7 @@ func TestThreeInstallroots(t *testing.T) {
 			if len(matches) != 1 {
 				t.Fatalf("host %d: %s not in dnf's cache", i, rpmFile(p))
 			}
-			same(t, matches[0], filepath.Join(shared.tree, "el", rpmFile(p)))
+			same(t, matches[0], filepath.Join(shared.tree, "el", repoPath(p)))
 		}
 	}
 	if got := mir.rpmRequests(dnfAgent); len(got) != 0 {
@@ -150,13 +150,13 @@ func TestChecksumMismatch(t *testing.T) {
 		t.Fatalf("cp: %v\n%s", err, out)
 	}
 	victim := packages[3] // ptdata
-	st, err := os.Stat(filepath.Join(bad, rpmFile(victim)))
+	st, err := os.Stat(filepath.Join(bad, repoPath(victim)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	junk := make([]byte, st.Size())
 	rand.Read(junk)
-	if err := os.WriteFile(filepath.Join(bad, rpmFile(victim)), junk, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(bad, repoPath(victim)), junk, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	svc := startService(t, bad)
@@ -207,9 +207,28 @@ func TestDnfDownloadCommand(t *testing.T) {
 		t.Errorf("plugin fetched %d files, want 2", files)
 	}
 	for _, p := range []testPackage{packages[0], packages[4]} {
-		same(t, filepath.Join(dest, rpmFile(p)), filepath.Join(shared.tree, "el", rpmFile(p)))
+		same(t, filepath.Join(dest, rpmFile(p)), filepath.Join(shared.tree, "el", repoPath(p)))
 	}
 	if got := mir.rpmRequests(dnfAgent); len(got) != 0 {
 		t.Errorf("dnf downloaded packages itself: %v", got)
+	}
+}
+
+// TestLocalRepoLeftToDnf: packages of a file:// repository are dnf's own:
+// the plugin runs no batch for them.
+func TestLocalRepoLeftToDnf(t *testing.T) {
+	setup(t)
+	svc := startService(t, shared.tree)
+	h := newHost(t, []string{"file://" + filepath.Join(shared.tree, "el") + "/"}, pluginConf(svc))
+	out, err := h.dnf(t, append([]string{"install"}, installArgs...)...)
+	if err != nil {
+		t.Fatalf("dnf install: %v\n%s", err, out)
+	}
+	h.installed(t)
+	if strings.Contains(out, "pkgtorrent:") {
+		t.Errorf("plugin acted on a file:// repository:\n%s", out)
+	}
+	if n := serviceStats(t, svc)["torrent_requests"]; n != 0 {
+		t.Errorf("service got %v torrent requests", n)
 	}
 }

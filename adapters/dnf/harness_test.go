@@ -113,6 +113,10 @@ var installArgs = []string{"ptbig", "pttools", "ptdoc"}
 
 func rpmFile(p testPackage) string { return p.name + "-1.0-1.noarch.rpm" }
 
+// repoPath is where the rpm lies in the repository, as in real ones
+// (Packages/<letter>/).
+func repoPath(p testPackage) string { return filepath.Join("Packages", p.name[2:3], rpmFile(p)) }
+
 // buildRepo builds the rpms with rpmbuild (random payloads, so that they
 // do not compress away) and runs createrepo_c over repo.
 func buildRepo(top, repo string) error {
@@ -154,7 +158,11 @@ head -c %[3]d /dev/urandom > %%{buildroot}/usr/share/%[1]s/data
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(repo, rpmFile(p)), b, 0o644); err != nil {
+		dst := filepath.Join(repo, repoPath(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -422,7 +430,7 @@ func pluginConf(service string, extra ...string) string {
 
 func totalSize() (n int64) {
 	for _, p := range packages {
-		st, err := os.Stat(filepath.Join(shared.tree, "el", rpmFile(p)))
+		st, err := os.Stat(filepath.Join(shared.tree, "el", repoPath(p)))
 		if err == nil {
 			n += st.Size()
 		}

@@ -68,6 +68,8 @@ class PkgTorrent(dnf.Plugin):
 
     def prefetch(self, pkglist):
         """Fetches the remote, not yet cached packages of pkglist."""
+        if self.base.conf.cacheonly:
+            return  # no network wanted: dnf uses its cache only
         settings = pkgtorrent_batch.Settings(self._get, self._subst)
         packages = [p for p in (self._package(pkg) for pkg in self._remote(pkglist)) if p]
         if not packages:

@@ -89,6 +89,8 @@ def predownload_hook(conduit):
     def warn(msg):
         conduit.info(1, msg)
     try:
+        if getattr(conduit.getConf(), 'cache', 0):
+            return  # yum -C: cache only, no network
         settings = _settings(conduit)
         packages = []
         for po in _remote(conduit.getDownloadPackages()):

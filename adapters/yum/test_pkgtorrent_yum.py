@@ -5,7 +5,7 @@
 #   StandInConduit.getDownloadPackages()  DownloadPluginConduit.getDownloadPackages()
 #   StandInConduit.confString(s, o, d)    PluginConduit.confString(section, opt, default=None)
 #   StandInConduit.getConf()              PluginConduit.getConf() (yum.config.YumConf:
-#                                         yumvar, proxy, proxy_username, proxy_password)
+#                                         yumvar, cache (-C), proxy, proxy_username, proxy_password)
 #   StandInConduit.info(level, msg)       PluginConduit.info(level, msg)
 #   StandInPackage.localPkg()             YumAvailablePackage.localPkg()
 #   StandInPackage.verifyLocalPkg()       YumAvailablePackage.verifyLocalPkg()
@@ -89,6 +89,7 @@ class StandInPackage(object):
 class StandInConf(object):
     def __init__(self):
         self.yumvar = {'releasever': '6', 'basearch': 'x86_64'}
+        self.cache = 0
         self.proxy = None
         self.proxy_username = None
         self.proxy_password = None
@@ -98,6 +99,7 @@ class StandInConduit(object):
     def __init__(self, pkglist, conf):
         self._pkglist = pkglist
         self._conf = conf
+        self.yumconf = StandInConf()
         self.messages = []
 
     def getDownloadPackages(self):
@@ -107,7 +109,7 @@ class StandInConduit(object):
         return self._conf.get(section, {}).get(opt, default)
 
     def getConf(self):
-        return StandInConf()
+        return self.yumconf
 
     def info(self, level, msg):
         self.messages.append((level, msg))
@@ -143,7 +145,12 @@ class PredownloadHook(unittest.TestCase):
 
     def packages(self, repo_dir, repo):
         pkgs = []
-        for i, name in enumerate(sorted(n for n in os.listdir(repo_dir) if n.endswith('.rpm'))):
+        names = []
+        for d, _, files in os.walk(repo_dir):
+            for n in files:
+                if n.endswith('.rpm'):
+                    names.append(os.path.relpath(os.path.join(d, n), repo_dir))
+        for i, name in enumerate(sorted(names)):
             kind = 'sha256'
             if i == 1:
                 kind = 'sha1'  # not passed to pkgtorrent-get; yum checks it
@@ -196,6 +203,14 @@ class PredownloadHook(unittest.TestCase):
         pkgtorrent.predownload_hook(conduit)
         self.assertEqual(len(conduit.messages), 1)
         self.assertTrue('cannot run' in conduit.messages[0][1])
+
+    def test_cache_only_does_nothing(self):
+        repo = StandInRepo('base', ['http://127.0.0.1:1/el/'])
+        po = StandInPackage(repo, 'a.rpm', self.cache, 'sha256', 'ab' * 32)
+        conduit = StandInConduit([po], {'main': {'command': '/nonexistent/pkgtorrent-get'}})
+        conduit.yumconf.cache = 1
+        pkgtorrent.predownload_hook(conduit)
+        self.assertEqual(conduit.messages, [])
 
     def test_repo_settings_use_yum_variables(self):
         repo = StandInRepo('base', ['http://m/centos/6/os/x86_64/'])
