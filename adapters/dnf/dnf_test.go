@@ -177,6 +177,9 @@ func TestChecksumMismatch(t *testing.T) {
 		}
 	}
 	skippedAll(t, out, others)
+	if left, _ := filepath.Glob(filepath.Join(h.root, "var/cache/dnf/ptrepo-*/packages/.*.pkgtorrent-*")); len(left) != 0 {
+		t.Errorf("temporary files left in dnf's cache: %v", left)
+	}
 	got := mir.rpmRequests(dnfAgent)
 	if len(got) != 1 || !strings.HasSuffix(got[0].path, rpmFile(victim)) {
 		t.Errorf("dnf downloaded %v itself, want only %s\n%s", got, rpmFile(victim), mir)
