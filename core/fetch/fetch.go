@@ -67,7 +67,8 @@ type Result struct {
 // Run fetches items and places them, through the torrent and, if that fails
 // and cfg.HTTPFallback is set, over plain HTTP. On error no output was
 // created or replaced by this call, except outputs placed complete and
-// verified.
+// verified: when some files of a fetched torrent fail verification, the
+// others are still placed.
 func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	start := time.Now()
 	if cfg.ConnectTimeout <= 0 {
@@ -164,17 +165,25 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 		}
 	}
 	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
+	// Every file that verifies is placed, even when another one fails: a
+	// package manager then downloads only the ones that failed.
+	var errs []error
 	for i, it := range items {
 		src, ok := files[rels[i]]
 		if !ok {
-			return Result{}, fmt.Errorf("agent did not return %s", rels[i])
+			errs = append(errs, fmt.Errorf("agent did not return %s", rels[i]))
+			continue
 		}
 		w := want[rels[i]]
 		w.sha256 = it.SHA256
 		if err := place(src, it.Output, w); err != nil {
-			return Result{}, fmt.Errorf("%s: %w", it.Output, err)
+			errs = append(errs, fmt.Errorf("%s: %w", it.Output, err))
+			continue
 		}
 		res.Bytes += w.size
+	}
+	if len(errs) > 0 {
+		return Result{}, fmt.Errorf("%d of %d files not placed: %w", len(errs), len(items), errors.Join(errs...))
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil

@@ -1,0 +1,1 @@
+../common/pkgtorrent_batch.py
