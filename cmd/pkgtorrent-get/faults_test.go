@@ -621,6 +621,17 @@ func TestFault8DiskFull(t *testing.T) {
 			t.Fatalf("exit %d fallback=%v: %s", r.code, r.Fallback, r.stderr)
 		}
 		sameFiles(t, root, dir, b)
+		// Space freed: the same agent starts the dropped torrent afresh.
+		if out, err := exec.Command("mount", "-o", "remount,size=8m", h.state).CombinedOutput(); err != nil {
+			t.Fatalf("remount: %v %s", err, out)
+		}
+		dir2 := t.TempDir()
+		r = h.get(batchList(t, svc, root, dir2, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+		matrixRow(t, "8 state dir full", "space freed, same agent completes", r)
+		if r.code != 0 {
+			t.Fatalf("after freeing space: exit %d: %s", r.code, r.stderr)
+		}
+		sameFiles(t, root, dir2, b)
 	})
 }
 
