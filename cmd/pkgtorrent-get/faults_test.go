@@ -441,7 +441,9 @@ func TestFault4MaliciousPeer(t *testing.T) {
 
 // Row 5: a file replaced on the mirror after its torrent was built. Replaced
 // behind the service's back (same size, mtime restored): the webseed's data
-// fails the piece hashes and nothing is placed, fallback or not. Replaced
+// fails the piece hashes, the engine drops the webseed at its first bad
+// piece, the fetch gives up at --stall-timeout, and the fallback's download
+// fails the caller's sha256: nothing is placed. Replaced
 // normally: the service rebuilds on the next request and the new content
 // arrives.
 func TestFault5ReplacedOnMirror(t *testing.T) {
