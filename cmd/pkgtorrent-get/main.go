@@ -53,6 +53,8 @@ func flags() *pflag.FlagSet {
 	fs.Int("peer-port", 0, "port the agent listens on for peers (0: any)")
 	fs.Int64("upload-rate-limit", 0, "agent upload cap in bytes/s (0: none)")
 	fs.Int64("download-rate-limit", 0, "agent download cap from peers in bytes/s (0: none)")
+	fs.Int64("max-disk", 0, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
+	fs.String("agent-user", fetch.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
 	fs.Bool("json", false, "print a JSON summary on stdout")
 	fs.Bool("quiet", false, "no progress output")
@@ -144,6 +146,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ConnectTimeout: k.Duration("connect-timeout"),
 		StallTimeout:   k.Duration("stall-timeout"),
 		HTTPFallback:   k.Bool("http-fallback"),
+		AgentUser:      k.String("agent-user"),
 		Warn:           func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
 		AgentCommand: []string{exe, "agent",
@@ -155,6 +158,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"--peer-port", fmt.Sprint(k.Int("peer-port")),
 			"--upload-rate-limit", fmt.Sprint(k.Int64("upload-rate-limit")),
 			"--download-rate-limit", fmt.Sprint(k.Int64("download-rate-limit")),
+			"--max-disk", fmt.Sprint(k.Int64("max-disk")),
 			"--log-level", k.String("log-level"),
 		},
 	}
@@ -197,7 +201,8 @@ func runAgent(ctx context.Context, k interface {
 		PeerGrace:         k.Duration("peer-grace"),
 		UploadRateLimit:   k.Int64("upload-rate-limit"),
 		DownloadRateLimit: k.Int64("download-rate-limit"),
-		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		MaxDisk:           k.Int64("max-disk"),
+		Logger:            slog.New(slog.NewTextHandler(agent.BestEffort(stderr), &slog.HandlerOptions{Level: level})),
 	})
 	if err == agent.ErrRunning {
 		return 0

@@ -40,6 +40,9 @@ func buildBinaries(t *testing.T) (get, serve string) {
 		if bins.err != nil {
 			return
 		}
+		// Run as root, the agent runs as an unprivileged user: it must be
+		// able to execute the binary.
+		os.Chmod(bins.dir, 0o755)
 		bins.get = filepath.Join(bins.dir, "pkgtorrent-get")
 		bins.serve = filepath.Join(bins.dir, "pkgtorrent-service")
 		for out, pkg := range map[string]string{bins.get: ".", bins.serve: "../pkgtorrent-service"} {
@@ -140,6 +143,9 @@ type host struct {
 func newHost(t *testing.T) host {
 	t.Helper()
 	h := host{t: t, state: t.TempDir()}
+	// Run as root, the agent runs as an unprivileged user (--agent-user):
+	// it must be able to reach its state directory.
+	os.Chmod(filepath.Dir(h.state), 0o755)
 	t.Cleanup(func() {
 		get, _ := buildBinaries(t)
 		exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").Run()

@@ -50,6 +50,10 @@ type Config struct {
 	// UploadRateLimit and DownloadRateLimit cap peer traffic in bytes/s (0: none).
 	UploadRateLimit   int64
 	DownloadRateLimit int64
+	// MaxDisk caps the bytes of data the agent keeps (0: no cap). When over
+	// it, data no torrent uses goes first, then the torrents seeded longest
+	// ago are dropped and their data deleted; data of running fetches stays.
+	MaxDisk int64
 	// Logger receives the agent's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -82,6 +86,9 @@ type entry struct {
 	mirrors  []string        // repository roots: URL + path
 	webOn    atomic.Bool
 	policy   sync.Once
+	users    int       // fetches using the entry (under Agent.mu)
+	lastUsed time.Time // when the last fetch let go of it (under Agent.mu)
+	failed   atomic.Pointer[error]
 }
 
 // ErrRunning is returned by Run when another agent holds the state directory.
@@ -97,7 +104,13 @@ func Run(ctx context.Context, cfg Config) error {
 	return a.serve(ctx)
 }
 
+// ErrRoot is returned by Run when the process runs as root.
+var ErrRoot = errors.New("the agent does not run as root (pkgtorrent-get starts it as the agent user)")
+
 func start(cfg Config) (*Agent, error) {
+	if os.Geteuid() == 0 {
+		return nil, ErrRoot
+	}
 	if cfg.PeerGrace <= 0 {
 		cfg.PeerGrace = time.Second
 	}
@@ -196,6 +209,7 @@ func (a *Agent) serve(ctx context.Context) error {
 			if idle {
 				a.shutdown("seed time over")
 			}
+			a.enforceMaxDisk()
 		}
 	}
 }
@@ -270,6 +284,7 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 	if err != nil {
 		return err
 	}
+	defer a.release(e)
 	base := e.t.Stats()
 	progress := func() Progress {
 		s := e.t.Stats()
@@ -289,11 +304,19 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 	defer tick.Stop()
 	for {
 		done := e.t.Complete().On()
+		if err := e.failed.Load(); err != nil {
+			return *err
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.stopped:
 			return errors.New("agent stopped")
+		case <-e.t.Closed():
+			if err := e.failed.Load(); err != nil {
+				return *err
+			}
+			return errors.New("torrent dropped by the agent")
 		case <-done:
 			files := map[string]string{}
 			for _, f := range e.files {
@@ -304,7 +327,17 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 				}
 				files[rel] = p
 			}
-			return send(Reply{Type: "done", Progress: progress(), Files: files})
+			if err := send(Reply{Type: "done", Progress: progress(), Files: files}); err != nil {
+				return err
+			}
+			// The client places the files, then hangs up: until then the
+			// data must stay (see enforceMaxDisk).
+			select {
+			case <-ctx.Done():
+			case <-a.stopped:
+			case <-time.After(10 * time.Minute):
+			}
+			return nil
 		case <-tick.C:
 			if err := send(Reply{Type: "progress", Progress: progress()}); err != nil {
 				return err
@@ -318,6 +351,9 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	ih := mi.HashInfoBytes()
 	a.mu.Lock()
 	e, ok := a.entries[ih]
+	if ok {
+		e.users++
+	}
 	a.mu.Unlock()
 	if ok {
 		return e, nil
@@ -327,6 +363,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if e, ok := a.entries[ih]; ok {
+		e.users++
 		return e, nil
 	}
 	layout, err := a.store.Layout(info)
@@ -338,7 +375,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		layout.Close()
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
-	e = &entry{layout: layout, webseeds: spec.Webseeds}
+	e = &entry{layout: layout, webseeds: spec.Webseeds, users: 1}
 	spec.Webseeds = nil // the webseed policy adds them
 	for _, m := range mirrors {
 		if !strings.HasSuffix(m, "/") {
@@ -352,6 +389,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		return nil, fmt.Errorf("adding torrent: %w", err)
 	}
 	e.t = t
+	t.SetOnWriteChunkError(func(err error) { a.storageFailed(e, err) })
 	<-t.GotInfo()
 	for _, f := range t.Files() {
 		if !strings.Contains(f.FileInfo().Attr, "p") {
@@ -458,4 +496,67 @@ func (a *Agent) status() Status {
 		s.FromWeb += st.WebSeeds.BytesReadUsefulData.Int64()
 	}
 	return s
+}
+
+// release ends one fetch's use of e.
+func (a *Agent) release(e *entry) {
+	a.mu.Lock()
+	e.users--
+	e.lastUsed = time.Now()
+	a.mu.Unlock()
+}
+
+// storageFailed fails the fetches of a torrent whose data cannot be written
+// (disk full, read-only state directory) and drops it, so that a later fetch
+// starts it afresh.
+func (a *Agent) storageFailed(e *entry, err error) {
+	err = fmt.Errorf("agent cannot store data in %s: %w", a.cfg.StateDir, err)
+	if !e.failed.CompareAndSwap(nil, &err) {
+		return
+	}
+	a.log.Error("dropping torrent", "torrent", e.t.InfoHash().HexString(), "err", err)
+	a.drop(e)
+}
+
+// drop removes e from the engine and releases its data files.
+func (a *Agent) drop(e *entry) {
+	ih := e.t.InfoHash()
+	a.mu.Lock()
+	if a.entries[ih] == e {
+		delete(a.entries, ih)
+	}
+	a.mu.Unlock()
+	e.t.Drop()
+	e.layout.Close()
+}
+
+// enforceMaxDisk brings the store under MaxDisk: first data no torrent
+// uses, oldest first, then the idle torrents seeded longest ago.
+func (a *Agent) enforceMaxDisk() {
+	if a.cfg.MaxDisk <= 0 {
+		return
+	}
+	for {
+		used, err := a.store.Prune(a.cfg.MaxDisk)
+		if err != nil {
+			a.log.Warn("pruning data", "err", err)
+			return
+		}
+		if used <= a.cfg.MaxDisk {
+			return
+		}
+		var oldest *entry
+		a.mu.Lock()
+		for _, e := range a.entries {
+			if e.users == 0 && (oldest == nil || e.lastUsed.Before(oldest.lastUsed)) {
+				oldest = e
+			}
+		}
+		a.mu.Unlock()
+		if oldest == nil {
+			return // everything left is in use
+		}
+		a.log.Info("evicting torrent over max-disk", "torrent", oldest.t.InfoHash().HexString(), "used", used, "max_disk", a.cfg.MaxDisk)
+		a.drop(oldest)
+	}
 }

@@ -50,6 +50,9 @@ type Config struct {
 	HTTPFallback bool
 	// Warn receives one-line notices (the fallback); nil for none.
 	Warn func(string)
+	// AgentUser is the user the agent runs as when the caller is root
+	// (DefaultAgentUser if empty; see agentUser).
+	AgentUser string
 }
 
 // Result summarises a completed fetch.
@@ -78,7 +81,8 @@ func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 		cfg.StallTimeout = 15 * time.Second
 	}
 	res, err := viaTorrent(ctx, cfg, items)
-	if err == nil || !cfg.HTTPFallback || ctx.Err() != nil {
+	var de *destError
+	if err == nil || !cfg.HTTPFallback || ctx.Err() != nil || errors.As(err, &de) {
 		return res, err
 	}
 	if cfg.Warn != nil {
@@ -115,9 +119,14 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 			return Result{}, fmt.Errorf("output %s given twice", it.Output)
 		}
 		outs[o] = true
-		if st, err := os.Stat(filepath.Dir(o)); err != nil || !st.IsDir() {
-			return Result{}, fmt.Errorf("output directory of %s does not exist", it.Output)
+		if st, err := os.Stat(filepath.Dir(o)); err != nil {
+			return Result{}, &destError{fmt.Errorf("output directory of %s: %w", it.Output, err)}
+		} else if !st.IsDir() {
+			return Result{}, &destError{fmt.Errorf("output directory of %s is not a directory", it.Output)}
 		}
+	}
+	if err := probeDirs(outs); err != nil {
+		return Result{}, err
 	}
 	digest, err := batch.Digest(rels)
 	if err != nil {
@@ -187,6 +196,31 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// destError is a destination no download can fix (the fallback is not tried).
+type destError struct{ error }
+
+func (e *destError) Unwrap() error { return e.error }
+
+// probeDirs checks, before anything is downloaded, that a file can be
+// created in the directory of every output.
+func probeDirs(outs map[string]bool) error {
+	dirs := map[string]bool{}
+	for o := range outs {
+		dir := filepath.Dir(o)
+		if dirs[dir] {
+			continue
+		}
+		dirs[dir] = true
+		f, err := os.CreateTemp(dir, ".pkgtorrent-probe-*")
+		if err != nil {
+			return &destError{fmt.Errorf("output directory %s is not writable: %w", dir, err)}
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return nil
 }
 
 // expectations checks that the torrent holds exactly the batch, in canonical
@@ -295,17 +329,24 @@ func dialAgent(ctx context.Context, cfg Config) (*agent.Conn, error) {
 	if len(cfg.AgentCommand) == 0 {
 		return nil, errors.New("no agent running and no command to start one")
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+	id, err := agentUser(cfg.AgentUser)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareStateDir(cfg.StateDir, id); err != nil {
+		return nil, err
 	}
 	logf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening agent log: %w", err)
 	}
 	defer logf.Close()
+	if id.cred != nil {
+		logf.Chown(int(id.cred.Uid), int(id.cred.Gid))
+	}
 	cmd := exec.Command(cfg.AgentCommand[0], cfg.AgentCommand[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: id.cred}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting agent: %w", err)
 	}

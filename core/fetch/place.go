@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
@@ -26,6 +27,11 @@ type expect struct {
 // place puts a verified copy of src at out: hard link (or copy) to a
 // temporary name beside out, verify it, rename. out is replaced, never
 // followed if it is a symlink; on error nothing is left behind.
+//
+// src is hard-linked only when it belongs to the caller: a file of an agent
+// running as another user is copied, so that the agent cannot change the
+// placed file after it was verified. src must be a regular file (a symlink
+// or FIFO handed over by the agent is refused).
 func place(src, out string, want expect) (err error) {
 	dir, base := filepath.Split(out)
 	if dir == "" {
@@ -34,7 +40,7 @@ func place(src, out string, want expect) (err error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(dir, "."+base+".pkgtorrent-"+hex.EncodeToString(rnd[:]))
-	if err := os.Link(src, tmp); err != nil {
+	if !ownFile(src) || os.Link(src, tmp) != nil {
 		if err := copyFile(src, tmp); err != nil {
 			os.Remove(tmp)
 			return err
@@ -54,12 +60,26 @@ func place(src, out string, want expect) (err error) {
 	return nil
 }
 
+// ownFile reports whether p is a regular file (not a symlink) owned by the
+// effective user.
+func ownFile(p string) bool {
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("opening agent data: %w", err)
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("agent data %s is not a regular file", src)
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)

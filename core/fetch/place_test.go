@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -310,5 +311,47 @@ func TestCopyFileExclusive(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(dst2); string(got) != "new" {
 		t.Errorf("copy = %q", got)
+	}
+}
+
+// A data file that is not the caller's is copied, never hard-linked (an
+// agent running as another user could change a linked file after it was
+// verified); a symlink or FIFO handed over as data is refused.
+func TestPlaceForeignData(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own files as another user")
+	}
+	data := randBytes(pl+3, 7)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, data)
+	if err := os.Chown(src, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := place(src, out, expectFor(t, data, false)); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.Stat(src)
+	b, _ := os.Stat(out)
+	if os.SameFile(a, b) {
+		t.Error("a file of another user was hard-linked")
+	}
+	if st := b.Sys().(*syscall.Stat_t); st.Uid != 0 {
+		t.Errorf("placed file belongs to uid %d", st.Uid)
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(src, link)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{link, fifo} {
+		if err := place(bad, filepath.Join(dir, "out2"), expectFor(t, data, false)); err == nil {
+			t.Errorf("placed from %s", bad)
+		}
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"fifo", "link", "out", "src"}) {
+		t.Errorf("directory holds %q", names)
 	}
 }

@@ -159,7 +159,10 @@ func (c *Cache) hashFile(key string, f *os.File, fi os.FileInfo) (metainfo.Hashe
 		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
 	}
 	cr := &countingReader{r: f, n: &c.BytesRead}
-	h, err := metainfo.HashReader(bufio.NewReaderSize(cr, bufSize), fi.Size())
+	// A buffer no larger than the file: batches of many small files would
+	// otherwise allocate bufSize per file (100 GB for 100 000 files).
+	buf := int(min(bufSize, max(fi.Size(), 16)))
+	h, err := metainfo.HashReader(bufio.NewReaderSize(cr, buf), fi.Size())
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w (shrank)", key, ErrChanged)
 	}

@@ -26,21 +26,30 @@ func (h Hashes) check() error {
 	return nil
 }
 
+// zeroPiece is read-only padding.
+var zeroPiece [PieceLength]byte
+
 // HashReader reads exactly size bytes from r and returns their piece hashes.
+// It allocates a buffer of at most one piece, no larger than the file.
 func HashReader(r io.Reader, size int64) (Hashes, error) {
 	h := Hashes{Size: size, Pieces: make([]byte, 0, 20*NumPieces(size))}
-	buf := make([]byte, PieceLength)
+	buf := make([]byte, max(0, min(size, PieceLength)))
 	for left := size; left > 0; {
 		n := min(left, PieceLength)
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return Hashes{}, fmt.Errorf("reading piece at offset %d: %w", size-left, err)
 		}
 		left -= n
+		var sum [20]byte
 		if n < PieceLength {
 			h.Tail = sha1.Sum(buf[:n])
-			clear(buf[n:])
+			d := sha1.New()
+			d.Write(buf[:n])
+			d.Write(zeroPiece[:PieceLength-n])
+			d.Sum(sum[:0])
+		} else {
+			sum = sha1.Sum(buf)
 		}
-		sum := sha1.Sum(buf)
 		h.Pieces = append(h.Pieces, sum[:]...)
 		if n == PieceLength && left == 0 {
 			h.Tail = sum

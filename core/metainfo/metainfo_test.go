@@ -398,3 +398,27 @@ func FuzzBuild(f *testing.F) {
 		checkTorrent(t, tb, tfs, testOpts)
 	})
 }
+
+// FuzzParse feeds arbitrary bytes (a service answering garbage) to Parse:
+// it never panics, and what it accepts is a multi-file torrent with
+// pkgtorrent's piece length.
+func FuzzParse(f *testing.F) {
+	_, fs := makeFiles(f, []int64{1, PieceLength + 1}, 9)
+	tb, err := Build("seed", fs, testOpts)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tb)
+	f.Add([]byte("d4:infod12:piece lengthi16384e6:pieces0:ee"))
+	f.Add([]byte("<html>not a torrent</html>"))
+	f.Add([]byte("d8:announce"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, info, _, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if info.PieceLength != PieceLength || !info.IsDir() {
+			t.Fatalf("accepted piece length %d, multi-file %v", info.PieceLength, info.IsDir())
+		}
+	})
+}

@@ -12,6 +12,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -20,8 +21,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -368,6 +371,77 @@ func (s *Store) Complete(path string) bool {
 		}
 	}
 	return true
+}
+
+// Prune deletes data files that no open torrent uses, least recently
+// written first, until the store's disk use is at most max bytes, and
+// returns the disk use left (blocks allocated, so sparse partial files count
+// what they hold). Data files from earlier runs count as unused.
+func (s *Store) Prune(max int64) (int64, error) {
+	type candidate struct {
+		path  string
+		used  int64
+		mtime int64
+	}
+	var all []candidate
+	var used int64
+	err := filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		n := fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n = st.Blocks * 512
+		}
+		used += n
+		all = append(all, candidate{p, n, fi.ModTime().UnixNano()})
+		return nil
+	})
+	if err != nil {
+		return used, fmt.Errorf("measuring the store: %w", err)
+	}
+	if used <= max {
+		return used, nil
+	}
+	slices.SortFunc(all, func(a, b candidate) int { return cmp.Compare(a.mtime, b.mtime) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range all {
+		if used <= max {
+			break
+		}
+		key := filepath.Base(c.path)
+		if df := s.files[key]; df != nil && df.path == c.path {
+			df.mu.Lock()
+			inUse := df.refs > 0
+			if !inUse {
+				if df.f != nil {
+					df.f.Close()
+					df.f = nil
+				}
+				delete(s.files, key)
+			}
+			df.mu.Unlock()
+			if inUse {
+				continue
+			}
+		}
+		if err := os.Remove(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return used, fmt.Errorf("pruning the store: %w", err)
+		}
+		used -= c.used
+	}
+	return used, nil
 }
 
 type errPiece struct{ err error }

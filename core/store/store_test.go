@@ -488,3 +488,61 @@ func TestContentKey(t *testing.T) {
 		t.Error("ContentKey not deterministic")
 	}
 }
+
+// Prune deletes unused data, least recently written first, keeps data of
+// open torrents (also when shared with a closed one), and reports the disk
+// use left.
+func TestPrune(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := file("shared", 3*pl, 1)
+	old := newBatch(t, file("old", 4*pl, 2), shared)
+	live := newBatch(t, shared, file("live", 2*pl, 3))
+	newer := newBatch(t, file("newer", 5*pl, 4))
+	for i, b := range []*batch{old, newer, live} {
+		ti, err := s.OpenTorrent(context.Background(), b.info, metainfo.Hash{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.writeAll(t, ti)
+		// Distinct mtimes, oldest first in this order.
+		for _, f := range b.files {
+			when := time.Now().Add(time.Duration(i-10) * time.Minute)
+			os.Chtimes(b.dataPath(t, s, f.path), when, when)
+		}
+		if b != live {
+			ti.Close()
+		} else {
+			t.Cleanup(func() { ti.Close() })
+		}
+	}
+	exists := func(b *batch, path string) bool {
+		_, err := os.Stat(b.dataPath(t, s, path))
+		return err == nil
+	}
+	total, err := s.Prune(1 << 40)
+	if err != nil || total < 14*pl {
+		t.Fatalf("Prune(no cap) = %d, %v; want all %d bytes kept", total, err, 14*pl)
+	}
+	// Room for the live torrent and a bit: "old" goes (oldest), "newer" too
+	// (still over), "shared" stays (the live torrent uses it).
+	left, err := s.Prune(6 * pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exists(old, "old") || exists(newer, "newer") {
+		t.Error("unused data was kept over the cap")
+	}
+	if !exists(live, "shared") || !exists(live, "live") {
+		t.Error("data of an open torrent was deleted")
+	}
+	if left > 6*pl {
+		t.Errorf("%d bytes left, want at most %d", left, 6*pl)
+	}
+	// Over a cap smaller than the live data: nothing in use is deleted.
+	if left, err = s.Prune(pl); err != nil || left < 5*pl {
+		t.Errorf("Prune below the live data = %d, %v", left, err)
+	}
+}
