@@ -80,6 +80,9 @@ func setup(t *testing.T) {
 		if shared.err != nil {
 			return
 		}
+		// Started by root, the agent runs as an unprivileged user: it must
+		// be able to run the binary.
+		os.Chmod(shared.dir, 0o755)
 		bin := filepath.Join(shared.dir, "bin")
 		cmd := exec.Command("go", "build", "-o", bin+"/", "../../cmd/pkgtorrent-get", "../../cmd/pkgtorrent-service")
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -329,6 +332,9 @@ type dnfHost struct {
 func newHost(t *testing.T, baseurls []string, pluginConf string) dnfHost {
 	t.Helper()
 	d := t.TempDir()
+	// The unprivileged agent user must reach the state directory.
+	os.Chmod(filepath.Dir(d), 0o755)
+	os.Chmod(d, 0o755)
 	h := dnfHost{
 		root:    filepath.Join(d, "root"),
 		repos:   filepath.Join(d, "repos.d"),
