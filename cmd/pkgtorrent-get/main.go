@@ -3,7 +3,7 @@
 //
 //	pkgtorrent-get [flags] URL OUTPUT
 //	pkgtorrent-get [flags] --batch FILE|-
-//	pkgtorrent-get [flags] status|stop
+//	pkgtorrent-get [flags] status|metrics|stop
 package main
 
 import (
@@ -54,7 +54,8 @@ func flags() *pflag.FlagSet {
 	fs.Int64("upload-rate-limit", 0, "agent upload cap in bytes/s (0: none)")
 	fs.Int64("download-rate-limit", 0, "agent download cap from peers in bytes/s (0: none)")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
-	fs.Bool("json", false, "print a JSON summary on stdout")
+	fs.String("metrics-listen", "", "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
+	fs.Bool("json", false, "print a JSON summary on stdout (status: JSON instead of text)")
 	fs.Bool("quiet", false, "no progress output")
 	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
 	return fs
@@ -107,9 +108,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(st)
+		if k.Bool("json") {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(st)
+		} else {
+			progress.WriteStatus(stdout, *st)
+		}
+		return 0
+	case len(pos) == 1 && pos[0] == "metrics":
+		text, err := fetch.Metrics(ctx, stateDir)
+		if err != nil {
+			return fail(err)
+		}
+		io.WriteString(stdout, text)
 		return 0
 	}
 	var items []fetch.Item
@@ -130,7 +142,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case b == "" && len(pos) == 2:
 		items = []fetch.Item{{URL: pos[0], Output: pos[1]}}
 	default:
-		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | stop")
+		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | metrics | stop")
 		return 2
 	}
 	exe, err := os.Executable()
@@ -156,6 +168,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"--upload-rate-limit", fmt.Sprint(k.Int64("upload-rate-limit")),
 			"--download-rate-limit", fmt.Sprint(k.Int64("download-rate-limit")),
 			"--log-level", k.String("log-level"),
+			"--metrics-listen", k.String("metrics-listen"),
 		},
 	}
 	if !k.Bool("quiet") {
@@ -197,6 +210,7 @@ func runAgent(ctx context.Context, k interface {
 		PeerGrace:         k.Duration("peer-grace"),
 		UploadRateLimit:   k.Int64("upload-rate-limit"),
 		DownloadRateLimit: k.Int64("download-rate-limit"),
+		MetricsListen:     k.String("metrics-listen"),
 		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err == agent.ErrRunning {

@@ -221,8 +221,8 @@ func (s *Service) egress(w http.ResponseWriter, ctx context.Context, counters ..
 
 type egressWriter struct {
 	http.ResponseWriter
-	ctx     context.Context
-	limiter *rate.Limiter
+	ctx      context.Context
+	limiter  *rate.Limiter
 	counters []*atomic.Int64
 	status   int
 }

@@ -125,8 +125,8 @@ type Service struct {
 	url       string
 	publicURL string
 
-	torrentsBuilt   atomic.Int64
-	torrentRequests atomic.Int64
+	torrentsBuilt    atomic.Int64
+	torrentRequests  atomic.Int64
 	fileBytesSent    atomic.Int64
 	webseedBytesSent atomic.Int64
 	padBytesSent     atomic.Int64
@@ -319,8 +319,8 @@ func (s *Service) Close() error {
 // Stats returns the current counters.
 func (s *Service) Stats() Stats {
 	return Stats{
-		TorrentsBuilt:   s.torrentsBuilt.Load(),
-		TorrentRequests: s.torrentRequests.Load(),
+		TorrentsBuilt:    s.torrentsBuilt.Load(),
+		TorrentRequests:  s.torrentRequests.Load(),
 		FileBytesSent:    s.fileBytesSent.Load(),
 		WebseedBytesSent: s.webseedBytesSent.Load(),
 		PadBytesSent:     s.padBytesSent.Load(),
