@@ -213,6 +213,10 @@ func transmissionSettings(port int) []byte {
 		"ratio-limit-enabled":        false,
 		"idle-seeding-limit-enabled": false,
 		"message-level":              1,
+		"speed-limit-up-enabled":     false,
+		"speed-limit-down-enabled":   false,
+		"alt-speed-enabled":          false,
+		"upload-slots-per-torrent":   50,
 	})
 	return b
 }
@@ -276,7 +280,7 @@ func TestInteropFromTransmission(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(conf, "settings.json"), transmissionSettings(port), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(tcli, "-g", conf, "-w", seedDir, "-p", fmt.Sprint(port), "-M", "-B", "-v", tf)
+	cmd := exec.Command(tcli, "-g", conf, "-w", seedDir, "-p", fmt.Sprint(port), "-M", "-B", "-U", "-D", "-v", tf)
 	var tlog lockedBuffer
 	cmd.Stdout, cmd.Stderr = &tlog, &tlog
 	if err := cmd.Start(); err != nil {
