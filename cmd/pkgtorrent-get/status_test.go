@@ -52,7 +52,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	if r := first.get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.code != 0 {
 		t.Fatalf("first client: %s", r.stderr)
 	}
-	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--batch", "-", "--metrics-listen", "127.0.0.1:0")
+	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--batch", "-", "--metrics-listen", "127.0.0.1:0", "--peer-grace", "1m")
 	if r.code != 0 {
 		t.Fatalf("second client: %s", r.stderr)
 	}
