@@ -3,7 +3,7 @@
 //
 //	pkgtorrent-get [flags] URL OUTPUT
 //	pkgtorrent-get [flags] --batch FILE|-
-//	pkgtorrent-get [flags] status|stop
+//	pkgtorrent-get [flags] status|metrics|stop
 package main
 
 import (
@@ -56,7 +56,8 @@ func flags() *pflag.FlagSet {
 	fs.Int64("max-disk", 0, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
 	fs.String("agent-user", fetch.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
-	fs.Bool("json", false, "print a JSON summary on stdout")
+	fs.String("metrics-listen", "", "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
+	fs.Bool("json", false, "print a JSON summary on stdout (status: JSON instead of text)")
 	fs.Bool("quiet", false, "no progress output")
 	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
 	return fs
@@ -109,9 +110,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(st)
+		if k.Bool("json") {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(st)
+		} else {
+			progress.WriteStatus(stdout, *st)
+		}
+		return 0
+	case len(pos) == 1 && pos[0] == "metrics":
+		text, err := fetch.Metrics(ctx, stateDir)
+		if err != nil {
+			return fail(err)
+		}
+		io.WriteString(stdout, text)
 		return 0
 	}
 	var items []fetch.Item
@@ -132,7 +144,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case b == "" && len(pos) == 2:
 		items = []fetch.Item{{URL: pos[0], Output: pos[1]}}
 	default:
-		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | stop")
+		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | metrics | stop")
 		return 2
 	}
 	exe, err := os.Executable()
@@ -160,6 +172,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"--download-rate-limit", fmt.Sprint(k.Int64("download-rate-limit")),
 			"--max-disk", fmt.Sprint(k.Int64("max-disk")),
 			"--log-level", k.String("log-level"),
+			"--metrics-listen", k.String("metrics-listen"),
 		},
 	}
 	if !k.Bool("quiet") {
@@ -202,6 +215,7 @@ func runAgent(ctx context.Context, k interface {
 		UploadRateLimit:   k.Int64("upload-rate-limit"),
 		DownloadRateLimit: k.Int64("download-rate-limit"),
 		MaxDisk:           k.Int64("max-disk"),
+		MetricsListen:     k.String("metrics-listen"),
 		Logger:            slog.New(slog.NewTextHandler(agent.BestEffort(stderr), &slog.HandlerOptions{Level: level})),
 	})
 	if err == agent.ErrRunning {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -54,6 +55,9 @@ type Config struct {
 	// it, data no torrent uses goes first, then the torrents seeded longest
 	// ago are dropped and their data deleted; data of running fetches stays.
 	MaxDisk int64
+	// MetricsListen is a TCP address to serve Prometheus metrics on at
+	// /metrics ("": none; the metrics are also available on the socket).
+	MetricsListen string
 	// Logger receives the agent's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -67,6 +71,8 @@ type Agent struct {
 	web   *http.Client
 	ln    net.Listener
 	start time.Time
+	reg   *prometheus.Registry
+	mln   net.Listener // metrics listener, nil when off
 
 	mu       sync.Mutex
 	entries  map[metainfo.Hash]*entry
@@ -174,17 +180,30 @@ func start(cfg Config) (*Agent, error) {
 	// user may ask for public packages.
 	os.Chmod(sock, 0o666)
 	now := time.Now()
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, log: log, cl: cl, store: st, ln: ln, start: now,
 		web:      &http.Client{Timeout: 2 * time.Second},
 		entries:  map[metainfo.Hash]*entry{},
 		lastWork: now,
 		stopped:  make(chan struct{}),
-	}, nil
+	}
+	a.reg = a.newRegistry()
+	if cfg.MetricsListen != "" {
+		if a.mln, err = a.serveMetrics(cfg.MetricsListen); err != nil {
+			ln.Close()
+			os.Remove(sock)
+			cl.Close()
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 func (a *Agent) serve(ctx context.Context) error {
 	a.log.Info("agent started", "pid", os.Getpid(), "peer_port", a.cl.LocalPort(), "state_dir", a.cfg.StateDir)
+	if a.mln != nil {
+		a.log.Info("serving metrics", "url", "http://"+a.mln.Addr().String()+"/metrics")
+	}
 	go func() {
 		for {
 			c, err := a.ln.Accept()
@@ -218,6 +237,9 @@ func (a *Agent) shutdown(why string) {
 	a.stopOnce.Do(func() {
 		a.log.Info("agent stopping", "reason", why)
 		a.ln.Close()
+		if a.mln != nil {
+			a.mln.Close()
+		}
 		os.Remove(SocketPath(a.cfg.StateDir))
 		a.cl.Close()
 		a.mu.Lock()
@@ -249,6 +271,13 @@ func (a *Agent) handle(c net.Conn) {
 	case "status":
 		s := a.status()
 		enc.Encode(Reply{Type: "status", Status: &s})
+	case "metrics":
+		text, err := a.metricsText()
+		if err != nil {
+			enc.Encode(Reply{Type: "error", Error: err.Error()})
+			return
+		}
+		enc.Encode(Reply{Type: "metrics", Metrics: text})
 	case "fetch":
 		// The client closing its end cancels the fetch.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -494,6 +523,13 @@ func (a *Agent) status() Status {
 		s.Uploaded += st.BytesWrittenData.Int64()
 		s.FromPeers += st.PeerConns.BytesReadUsefulData.Int64()
 		s.FromWeb += st.WebSeeds.BytesReadUsefulData.Int64()
+	}
+	s.Downloaded = s.FromPeers + s.FromWeb
+	if s.Downloaded > 0 {
+		s.P2PShare = float64(s.FromPeers) / float64(s.Downloaded)
+	}
+	if a.mln != nil {
+		s.MetricsURL = "http://" + a.mln.Addr().String() + "/metrics"
 	}
 	return s
 }

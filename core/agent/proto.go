@@ -19,7 +19,7 @@ func SocketPath(stateDir string) string { return filepath.Join(stateDir, SocketN
 
 // Request is one line a client sends to the agent.
 type Request struct {
-	// Op is "fetch", "status" or "stop".
+	// Op is "fetch", "status", "metrics" or "stop".
 	Op string `json:"op"`
 	// Torrent is the batch .torrent (fetch).
 	Torrent []byte `json:"torrent,omitempty"`
@@ -42,28 +42,38 @@ type Progress struct {
 	Webseed bool `json:"webseed"`
 }
 
-// Status is the agent's report of itself.
+// Status is the agent's report of itself; byte counts are payload bytes
+// since the agent started.
 type Status struct {
-	PID       int     `json:"pid"`
-	PeerPort  int     `json:"peer_port"`
-	Torrents  int     `json:"torrents"`
-	Seeding   int     `json:"seeding"`
-	Peers     int     `json:"peers"`
-	Uploaded  int64   `json:"uploaded"`
-	FromPeers int64   `json:"from_peers"`
-	FromWeb   int64   `json:"from_webseed"`
-	Uptime    float64 `json:"uptime_seconds"`
+	PID      int `json:"pid"`
+	PeerPort int `json:"peer_port"`
+	// Torrents held, Seeding of them complete; Peers connected over all.
+	Torrents int `json:"torrents"`
+	Seeding  int `json:"seeding"`
+	Peers    int `json:"peers"`
+	// Uploaded to peers; Downloaded is FromPeers + FromWeb.
+	Uploaded   int64 `json:"uploaded"`
+	Downloaded int64 `json:"downloaded"`
+	FromPeers  int64 `json:"from_peers"`
+	FromWeb    int64 `json:"from_webseed"`
+	// P2PShare is FromPeers / Downloaded (0 before any download).
+	P2PShare float64 `json:"p2p_share"`
+	Uptime   float64 `json:"uptime_seconds"`
+	// MetricsURL is where the agent serves Prometheus metrics ("" if not).
+	MetricsURL string `json:"metrics_url,omitempty"`
 }
 
 // Reply is one line the agent sends back.
 type Reply struct {
-	// Type is "progress", "done", "status" or "error".
+	// Type is "progress", "done", "status", "metrics" or "error".
 	Type     string   `json:"type"`
 	Progress Progress `json:"progress"`
 	// Files maps each torrent file path to the agent's verified data file (done).
 	Files  map[string]string `json:"files,omitempty"`
 	Status *Status           `json:"status,omitempty"`
-	Error  string            `json:"error,omitempty"`
+	// Metrics is the agent's metrics in the Prometheus text format (metrics).
+	Metrics string `json:"metrics,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Conn is a client connection to an agent.

@@ -394,6 +394,24 @@ func Stop(ctx context.Context, stateDir string) error {
 	return errors.New("agent did not stop within 5s")
 }
 
+// Metrics asks the agent of stateDir for its Prometheus metrics (text
+// format).
+func Metrics(ctx context.Context, stateDir string) (string, error) {
+	c, err := agent.Dial(ctx, stateDir)
+	if err != nil {
+		return "", fmt.Errorf("no agent running for %s", stateDir)
+	}
+	defer c.Close()
+	if err := c.Send(agent.Request{Op: "metrics"}); err != nil {
+		return "", err
+	}
+	rep, err := c.Recv(time.Now().Add(5 * time.Second))
+	if err != nil {
+		return "", err
+	}
+	return rep.Metrics, nil
+}
+
 // Status asks the agent of stateDir for its status.
 func Status(ctx context.Context, stateDir string) (*agent.Status, error) {
 	c, err := agent.Dial(ctx, stateDir)

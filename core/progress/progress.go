@@ -1,5 +1,5 @@
-// Package progress shows a fetch's progress: a bar on a terminal, plain
-// lines otherwise.
+// Package progress shows a fetch's progress (a bar on a terminal, plain
+// lines otherwise) and the agent's status in human-readable form.
 package progress
 
 import (
@@ -98,4 +98,21 @@ func human(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// WriteStatus writes the agent's status s for a human.
+func WriteStatus(w io.Writer, s agent.Status) error {
+	up := time.Duration(s.Uptime * float64(time.Second)).Round(time.Second)
+	_, err := fmt.Fprintf(w, `agent:      pid %d, up %s, peer port %d
+torrents:   %d (%d seeding), %d peers connected
+downloaded: %s (%s from peers, %s from webseeds): %.1f%% peer-to-peer
+uploaded:   %s
+`, s.PID, up, s.PeerPort,
+		s.Torrents, s.Seeding, s.Peers,
+		human(s.Downloaded), human(s.FromPeers), human(s.FromWeb), 100*s.P2PShare,
+		human(s.Uploaded))
+	if err == nil && s.MetricsURL != "" {
+		_, err = fmt.Fprintf(w, "metrics:    %s\n", s.MetricsURL)
+	}
+	return err
 }

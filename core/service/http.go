@@ -74,7 +74,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAPI(w, r, strings.TrimPrefix("/"+p, APIPrefix))
 		return
 	}
-	if err := s.serveFile(w, r, p); err != nil {
+	if err := s.serveFile(w, r, p, false); err != nil {
 		writeError(w, r, err)
 	}
 }
@@ -88,6 +88,8 @@ func (s *Service) serveAPI(w http.ResponseWriter, r *http.Request, rest string) 
 	switch {
 	case rest == "stats":
 		err = s.serveStats(w, r)
+	case rest == "metrics":
+		s.metrics.ServeHTTP(w, r)
 	case rest == "announce" && s.tracker != nil:
 		s.tracker.ServeAnnounce(w, r)
 	case rest == "scrape" && s.tracker != nil:
@@ -154,8 +156,9 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// serveFile serves the repository file at p.
-func (s *Service) serveFile(w http.ResponseWriter, r *http.Request, p string) error {
+// serveFile serves the repository file at p; webseed tells whether the
+// request came through the webseed path.
+func (s *Service) serveFile(w http.ResponseWriter, r *http.Request, p string, webseed bool) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed for files", r.Method)
 	}
@@ -172,7 +175,11 @@ func (s *Service) serveFile(w http.ResponseWriter, r *http.Request, p string) er
 	}
 	defer f.Close()
 	w.Header().Set("Content-Type", contentType(rel))
-	ew := s.egress(w, r.Context(), &s.fileBytesSent)
+	counters := []*atomic.Int64{&s.fileBytesSent}
+	if webseed {
+		counters = append(counters, &s.webseedBytesSent)
+	}
+	ew := s.egress(w, r.Context(), counters...)
 	http.ServeContent(ew, r, "", fi.ModTime(), f)
 	return nil
 }
@@ -189,7 +196,7 @@ func (s *Service) serveWebseed(w http.ResponseWriter, r *http.Request, rest stri
 	}
 	n, ok := metainfo.ParsePadPath(p)
 	if !ok {
-		return s.serveFile(w, r, p)
+		return s.serveFile(w, r, p, true)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	ew := s.egress(w, r.Context(), &s.padBytesSent)
@@ -207,17 +214,17 @@ func (zeros) ReadAt(p []byte, off int64) (int, error) {
 
 // egress wraps w so that the body goes out at most chunkSize bytes at a
 // time, each waiting on the origin rate limiter, and successful body bytes
-// are added to counter.
-func (s *Service) egress(w http.ResponseWriter, ctx context.Context, counter *atomic.Int64) http.ResponseWriter {
-	return &egressWriter{ResponseWriter: w, ctx: ctx, limiter: s.limiter, counter: counter, status: http.StatusOK}
+// are added to each counter.
+func (s *Service) egress(w http.ResponseWriter, ctx context.Context, counters ...*atomic.Int64) http.ResponseWriter {
+	return &egressWriter{ResponseWriter: w, ctx: ctx, limiter: s.limiter, counters: counters, status: http.StatusOK}
 }
 
 type egressWriter struct {
 	http.ResponseWriter
-	ctx     context.Context
-	limiter *rate.Limiter
-	counter *atomic.Int64
-	status  int
+	ctx      context.Context
+	limiter  *rate.Limiter
+	counters []*atomic.Int64
+	status   int
 }
 
 func (w *egressWriter) WriteHeader(code int) {
@@ -239,7 +246,9 @@ func (w *egressWriter) Write(p []byte) (int, error) {
 		}
 		n, err := w.ResponseWriter.Write(p[:c])
 		written += n
-		w.counter.Add(int64(n))
+		for _, c := range w.counters {
+			c.Add(int64(n))
+		}
 		if err != nil {
 			return written, err
 		}

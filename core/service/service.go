@@ -10,6 +10,7 @@
 //	POST     /.pkgtorrent/v1/torrent/<digest> build: body {"files": [paths]}
 //	GET      /.pkgtorrent/v1/announce, scrape embedded tracker
 //	GET      /.pkgtorrent/v1/stats            Stats as JSON
+//	GET      /.pkgtorrent/v1/metrics          Prometheus metrics (text format)
 //
 // API errors are JSON objects {"error": "..."} sent with Cache-Control: no-store.
 package service
@@ -92,12 +93,18 @@ type Stats struct {
 	// FileBytesSent counts file bytes sent to clients: origin egress, by
 	// plain GET and webseed alike.
 	FileBytesSent int64 `json:"file_bytes_sent"`
+	// WebseedBytesSent counts the part of FileBytesSent sent through the
+	// webseed path.
+	WebseedBytesSent int64 `json:"webseed_bytes_sent"`
 	// PadBytesSent counts zero padding bytes sent by the webseed.
 	PadBytesSent int64 `json:"pad_bytes_sent"`
 	// HashBytesRead counts file bytes read to compute piece hashes.
 	HashBytesRead int64 `json:"hash_bytes_read"`
 	// HashCacheHits counts files whose piece hashes came from the cache.
 	HashCacheHits int64 `json:"hash_cache_hits"`
+	// TorrentCacheHits counts torrent requests answered with an already
+	// built, still fresh torrent.
+	TorrentCacheHits int64 `json:"torrent_cache_hits"`
 }
 
 // Service serves one mirror tree. Create it with New.
@@ -118,10 +125,14 @@ type Service struct {
 	url       string
 	publicURL string
 
-	torrentsBuilt   atomic.Int64
-	torrentRequests atomic.Int64
-	fileBytesSent   atomic.Int64
-	padBytesSent    atomic.Int64
+	torrentsBuilt    atomic.Int64
+	torrentRequests  atomic.Int64
+	fileBytesSent    atomic.Int64
+	webseedBytesSent atomic.Int64
+	padBytesSent     atomic.Int64
+	torrentCacheHits atomic.Int64
+
+	metrics *metrics
 }
 
 // New checks cfg and returns a service for it; it does not listen yet.
@@ -180,7 +191,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.OriginRateLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.OriginRateLimit), chunkSize)
 	}
-	s.handler = http.HandlerFunc(s.serveHTTP)
+	s.metrics = newMetrics(s)
+	s.handler = s.metrics.instrument(http.HandlerFunc(s.serveHTTP))
 	return s, nil
 }
 
@@ -307,11 +319,13 @@ func (s *Service) Close() error {
 // Stats returns the current counters.
 func (s *Service) Stats() Stats {
 	return Stats{
-		TorrentsBuilt:   s.torrentsBuilt.Load(),
-		TorrentRequests: s.torrentRequests.Load(),
-		FileBytesSent:   s.fileBytesSent.Load(),
-		PadBytesSent:    s.padBytesSent.Load(),
-		HashBytesRead:   s.hashes.BytesRead.Load(),
-		HashCacheHits:   s.hashes.Hits.Load(),
+		TorrentsBuilt:    s.torrentsBuilt.Load(),
+		TorrentRequests:  s.torrentRequests.Load(),
+		FileBytesSent:    s.fileBytesSent.Load(),
+		WebseedBytesSent: s.webseedBytesSent.Load(),
+		PadBytesSent:     s.padBytesSent.Load(),
+		HashBytesRead:    s.hashes.BytesRead.Load(),
+		HashCacheHits:    s.hashes.Hits.Load(),
+		TorrentCacheHits: s.torrentCacheHits.Load(),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -126,15 +127,18 @@ func (s *Service) torrent(digest string, files []string) ([]byte, error) {
 		if b := s.lookup(digest); b != nil {
 			switch s.check(b) {
 			case fresh:
+				s.torrentCacheHits.Add(1)
 				return b.torrent, nil
 			case vanished:
 				s.forget(digest)
 			}
 		}
+		start := time.Now()
 		b, err := s.build(digest, files)
 		if err != nil {
 			return nil, err
 		}
+		s.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 		s.mu.Lock()
 		s.store.put(digest, b)
 		s.mu.Unlock()
