@@ -517,7 +517,7 @@ func TestFault6WrongSHA256(t *testing.T) {
 // status asks the agent of a state dir for its status; nil if none runs.
 func agentStatus(t *testing.T, state string) map[string]float64 {
 	get, _ := buildBinaries(t)
-	out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", state, "status").Output()
+	out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", state, "status", "--json").Output()
 	if err != nil {
 		return nil
 	}
