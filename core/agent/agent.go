@@ -64,7 +64,10 @@ type Config struct {
 
 // Agent is a running agent.
 type Agent struct {
-	cfg   Config
+	cfg Config
+	// lock holds the state directory's flock for the life of the agent; it
+	// must stay referenced, or the garbage collector closes it.
+	lock  *os.File
 	log   *slog.Logger
 	cl    *torrent.Client
 	store *store.Store
@@ -135,7 +138,6 @@ func start(cfg Config) (*Agent, error) {
 		lock.Close()
 		return nil, ErrRunning
 	}
-	// The lock is held for the life of the process (the descriptor stays open).
 	st, err := store.New(filepath.Join(cfg.StateDir, "data"))
 	if err != nil {
 		return nil, err
@@ -181,7 +183,7 @@ func start(cfg Config) (*Agent, error) {
 	os.Chmod(sock, 0o666)
 	now := time.Now()
 	a := &Agent{
-		cfg: cfg, log: log, cl: cl, store: st, ln: ln, start: now,
+		cfg: cfg, lock: lock, log: log, cl: cl, store: st, ln: ln, start: now,
 		web:      &http.Client{Timeout: 2 * time.Second},
 		entries:  map[metainfo.Hash]*entry{},
 		lastWork: now,
