@@ -54,6 +54,7 @@ func flags() *pflag.FlagSet {
 	fs.Int64("upload-rate-limit", 0, "agent upload cap in bytes/s (0: none)")
 	fs.Int64("download-rate-limit", 0, "agent download cap from peers in bytes/s (0: none)")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
+	fs.StringSlice("http-only", fetch.DefaultHTTPOnly, "file name patterns always downloaded over plain HTTP from their URL, never through a torrent (repository databases, signatures)")
 	fs.Bool("json", false, "print a JSON summary on stdout")
 	fs.Bool("quiet", false, "no progress output")
 	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
@@ -144,6 +145,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ConnectTimeout: k.Duration("connect-timeout"),
 		StallTimeout:   k.Duration("stall-timeout"),
 		HTTPFallback:   k.Bool("http-fallback"),
+		HTTPOnly:       k.Strings("http-only"),
 		Warn:           func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
 		AgentCommand: []string{exe, "agent",
