@@ -82,6 +82,7 @@ type entry struct {
 	mirrors  []string        // repository roots: URL + path
 	webOn    atomic.Bool
 	policy   sync.Once
+	trackers []string // announce URLs, told when the agent leaves
 }
 
 // ErrRunning is returned by Run when another agent holds the state directory.
@@ -205,6 +206,7 @@ func (a *Agent) shutdown(why string) {
 		a.log.Info("agent stopping", "reason", why)
 		a.ln.Close()
 		os.Remove(SocketPath(a.cfg.StateDir))
+		a.leaveSwarms()
 		a.cl.Close()
 		a.mu.Lock()
 		for _, e := range a.entries {
@@ -339,6 +341,9 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
 	e = &entry{layout: layout, webseeds: spec.Webseeds}
+	for _, tier := range mi.UpvertedAnnounceList() {
+		e.trackers = append(e.trackers, tier...)
+	}
 	spec.Webseeds = nil // the webseed policy adds them
 	for _, m := range mirrors {
 		if !strings.HasSuffix(m, "/") {
@@ -401,6 +406,29 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			}
 		}
 	}
+}
+
+// leaveSwarms tells the trackers of every torrent that this agent stops
+// (event=stopped), all at once and within the web client's timeout. The
+// engine does not when it closes, and a tracker that still counts an
+// exited agent as a seeder makes every newcomer wait PeerGrace for it.
+func (a *Agent) leaveSwarms() {
+	a.mu.Lock()
+	var wg sync.WaitGroup
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for ih, e := range a.entries {
+		for _, tr := range e.trackers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := announceStopped(a.web, tr, ih, id, port); err != nil {
+					a.log.Debug("stopped announce failed", "tracker", tr, "err", err)
+				}
+			}()
+		}
+	}
+	a.mu.Unlock()
+	wg.Wait()
 }
 
 // spreadOrder makes this host start the torrent at a random piece and wrap
