@@ -311,6 +311,14 @@ func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 	return r
 }
 
+// stopAgent stops this root's agent.
+func (r *pacRoot) stopAgent() {
+	get, _ := buildBinaries(r.t)
+	if out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "stop").CombinedOutput(); err != nil {
+		r.t.Fatalf("stopping the agent of %s: %v %s", r.state, err, out)
+	}
+}
+
 // pacArgs are the arguments that point pacman at this root.
 func (r *pacRoot) pacArgs(op ...string) []string {
 	return append([]string{"--config", r.conf, "--root", r.root, "--dbpath", r.db, "--cachedir", r.cache}, op...)
