@@ -294,3 +294,34 @@ func TestServiceMirrorlist(t *testing.T) {
 		t.Fatalf("torrent mirrors %q, want %q", mirrors, want)
 	}
 }
+
+// The batch script finds DBPath and CacheDir through pacman-conf when only
+// --config is given, passes other operations to pacman unchanged, and runs
+// pacman when there is nothing to download.
+func TestBatchArguments(t *testing.T) {
+	needTools(t, pacmanTools...)
+	rp := buildRepo(t, 5, testPkgs)
+	svc := startService(t, rp.root)
+	r := newRoot(t, []string{svc.url + "$repo/os/$arch"}, "", getConf(svc.url))
+	script, err := filepath.Abs("pkgtorrent-pacman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.exec("bash", script, "--config", r.conf, "-Sy", "--noconfirm", "app")
+	if res.code != 0 || strings.Contains(res.stderr, "pkgtorrent-pacman:") {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	r.checkInstalled(rp, testPkgs)
+	if st := r.agentStatus(); st["from_webseed"]+st["from_peers"] < float64(sizeOf(testPkgs, rp.dir, t)) {
+		t.Errorf("the agent fetched %.0f bytes, less than the packages: pacman downloaded them itself", st["from_webseed"]+st["from_peers"])
+	}
+	want := r.pacman("-Q")
+	got := r.exec("bash", script, "--config", r.conf, "-Q")
+	if got.code != 0 || got.stdout != want.stdout || !strings.Contains(got.stdout, "big 5.1-1") {
+		t.Errorf("-Q through the script: exit %d, %q; pacman says %q", got.code, got.stdout, want.stdout)
+	}
+	res = r.batch("-S", "--needed", "--noconfirm", "app")
+	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "there is nothing to do") {
+		t.Errorf("-S --needed of installed packages: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+}
