@@ -131,32 +131,42 @@ func BenchmarkXferCommand(b *testing.B) {
 
 func BenchmarkBatch(b *testing.B) {
 	needTools(b, pacmanTools...)
-	ps := smallPkgs()[:20]
-	rp := buildRepo(b, 11, ps)
+	all := smallPkgs()
+	rp := buildRepo(b, 11, all)
 	// Loopback without a limit shows the fixed costs; an origin of 1 MB/s
 	// (all clients together, plain GETs and webseed alike) is closer to a
 	// real mirror.
 	for _, limit := range []string{"0", "1000000"} {
 		svc := startService(b, rp.root, "--origin-rate-limit", limit)
 		servers := []string{svc.url + "$repo/os/$arch"}
-		for _, mode := range []string{"pacman-parallel5", "pkgtorrent-pacman"} {
+		for _, mode := range []string{"pacman-parallel5", "pkgtorrent-pacman", "pkgtorrent-pacman-warm"} {
 			b.Run("origin-limit="+limit+"/"+mode, func(b *testing.B) {
-				benchBatch(b, rp, ps, servers, svc, mode)
+				benchBatch(b, rp, all, servers, svc, mode)
 			})
 		}
 	}
 }
 
-func benchBatch(b *testing.B, rp repo, ps []pkg, servers []string, svc service, mode string) {
+// benchBatch installs all but the last of all; "-warm" has an agent running
+// (it fetched the last one) before the transaction starts.
+func benchBatch(b *testing.B, rp repo, all []pkg, servers []string, svc service, mode string) {
+	ps := all[:len(all)-1]
+	get, _ := buildBinaries(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		r := newRoot(b, servers, "", getConf(svc.url, "quiet = true"))
 		conf, _ := os.ReadFile(r.conf)
 		write(b, r.conf, []byte(strings.Replace(string(conf), "\n[core]", "ParallelDownloads = 5\n\n[core]", 1)))
 		args := append([]string{"-Sy", "--noconfirm"}, targets(ps)...)
+		if mode == "pkgtorrent-pacman-warm" {
+			last := all[len(all)-1].fileName()
+			if res := r.exec(get, "--config", r.getConf, svc.url+"core/os/"+repoArch+"/"+last, filepath.Join(b.TempDir(), last)); res.code != 0 {
+				b.Fatalf("warm-up: %s", res.stderr)
+			}
+		}
 		b.StartTimer()
 		var res run
-		if mode == "pkgtorrent-pacman" {
+		if strings.HasPrefix(mode, "pkgtorrent-pacman") {
 			res = r.batch(args...)
 		} else {
 			res = r.pacman(args...)
@@ -167,7 +177,7 @@ func benchBatch(b *testing.B, rp repo, ps []pkg, servers []string, svc service, 
 		}
 		r.checkInstalled(rp, ps)
 		r.stopAgent()
-		if mode == "pkgtorrent-pacman" && strings.Contains(res.stderr, "pkgtorrent-pacman:") {
+		if mode != "pacman-parallel5" && strings.Contains(res.stderr, "pkgtorrent-pacman:") {
 			b.Fatalf("the batch did not go through:\n%s", res.stderr)
 		}
 	}
