@@ -325,3 +325,11 @@ func TestBatchArguments(t *testing.T) {
 		t.Errorf("-S --needed of installed packages: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// The batch script is clean for shellcheck.
+func TestShellcheck(t *testing.T) {
+	needTools(t, "shellcheck")
+	if out, err := exec.Command("shellcheck", "pkgtorrent-pacman").CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck: %v\n%s", err, out)
+	}
+}
