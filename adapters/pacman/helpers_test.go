@@ -209,6 +209,14 @@ func buildRepo(t testing.TB, seed int64, pkgs []pkg) repo {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	r.add(t, seed, pkgs)
+	return r
+}
+
+// add packs pkgs into the repository and adds them to its database
+// (replacing older versions there).
+func (r repo) add(t testing.TB, seed int64, pkgs []pkg) {
+	t.Helper()
 	rng := rand.New(rand.NewSource(seed))
 	var files []string
 	for _, p := range pkgs {
@@ -236,7 +244,6 @@ func buildRepo(t testing.TB, seed int64, pkgs []pkg) repo {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("repo-add: %v\n%s", err, b)
 	}
-	return r
 }
 
 func write(t testing.TB, p string, b []byte) {

@@ -324,6 +324,35 @@ func TestBatchArguments(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "there is nothing to do") {
 		t.Errorf("-S --needed of installed packages: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
+	// An upgrade: new versions of two packages, fetched as one batch by
+	// -Syu.
+	up := []pkg{
+		{name: "libbar", version: "1:0.9-3", deps: []string{"base-lib>=1.0"}, size: 70_001},
+		{name: "big", version: "5.2-1", deps: []string{"libfoo"}, size: 1_000_000},
+	}
+	rp.add(t, 6, up)
+	before := r.agentStatus()
+	res = r.batch("-Syu", "--noconfirm")
+	if res.code != 0 || strings.Contains(res.stderr, "pkgtorrent-pacman:") {
+		t.Fatalf("-Syu: exit %d\n%s", res.code, res.stderr)
+	}
+	after := r.agentStatus()
+	if got, want := after["from_webseed"]+after["from_peers"]-before["from_webseed"]-before["from_peers"], float64(sizeOf(up, rp.dir, t)); got < want {
+		t.Errorf("the agent fetched %.0f bytes for the upgrade, want at least %.0f", got, want)
+	}
+	for _, p := range up {
+		if _, err := os.Stat(filepath.Join(r.cache, p.fileName())); err != nil {
+			t.Errorf("upgrade %s not in the cache: %v", p.fileName(), err)
+		}
+		got, err := os.ReadFile(filepath.Join(r.root, "usr", "share", p.name, "data"))
+		if err != nil || !bytes.Equal(got, rp.data[p.name]) {
+			t.Errorf("%s: upgraded data wrong (%v)", p.name, err)
+		}
+	}
+	q := r.pacman("-Q", "libbar", "big")
+	if q.stdout != "libbar 1:0.9-3\nbig 5.2-1\n" {
+		t.Errorf("after -Syu, pacman -Q says %q", q.stdout)
+	}
 }
 
 // The batch script is clean for shellcheck.
