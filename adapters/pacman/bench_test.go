@@ -19,8 +19,12 @@ import (
 //     running; warm: running) against `curl -o %o %u`. Target: median at
 //     most 50 ms per package over curl, agent warm.
 //   - BenchmarkBatch: the same 20-package transaction through
-//     pkgtorrent-pacman against pacman's own downloader with
-//     ParallelDownloads = 5, one machine (an idle swarm). Target: not slower.
+//     pkgtorrent-pacman (agent cold, or "-warm": running) against pacman's
+//     own downloader with ParallelDownloads = 5, one machine (an idle
+//     swarm), with the origin unlimited and at 1 MB/s. Target: not slower.
+//
+// Every iteration is a new machine; its agent is stopped at the end, so the
+// next one finds an idle swarm.
 
 // smallPkgs are 20 independent packages of 20 to 60 KB, and a 21st used to
 // warm an agent up.
