@@ -57,6 +57,7 @@ func flags() *pflag.FlagSet {
 	fs.String("agent-user", fetch.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
 	fs.String("metrics-listen", "", "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
+	fs.StringSlice("http-only", fetch.DefaultHTTPOnly, "file name patterns always downloaded over plain HTTP from their URL, never through a torrent (repository databases, signatures)")
 	fs.Bool("json", false, "print a JSON summary on stdout (status: JSON instead of text)")
 	fs.Bool("quiet", false, "no progress output")
 	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
@@ -159,6 +160,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		StallTimeout:   k.Duration("stall-timeout"),
 		HTTPFallback:   k.Bool("http-fallback"),
 		AgentUser:      k.String("agent-user"),
+		HTTPOnly:       k.Strings("http-only"),
 		Warn:           func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
 		AgentCommand: []string{exe, "agent",

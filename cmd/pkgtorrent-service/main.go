@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pkgtorrent/pkgtorrent/core/config"
+	"github.com/pkgtorrent/pkgtorrent/core/mirror"
 	"github.com/pkgtorrent/pkgtorrent/core/service"
 )
 
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.String("public-url", "", "base URL clients reach this service at (default: the listen address)")
 	fs.Int64("origin-rate-limit", 0, "cap on file bytes sent per second, all clients together (0: unlimited)")
 	fs.StringArray("mirror", nil, "extra mirror base URL written into torrents (repeatable)")
+	fs.StringArray("mirrorlist", nil, "pacman mirrorlist whose Server lines become extra mirror base URLs, the URL up to $repo or $arch (repeatable)")
 	fs.StringArray("tracker", nil, "external tracker announce URL, replacing the embedded tracker (repeatable)")
 	fs.Int("max-files", service.DefaultMaxFiles, "most files in one batch")
 	fs.Int64("max-body", service.DefaultMaxBodyBytes, "most bytes in a torrent request body")
@@ -69,12 +71,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	mirrors := k.Strings("mirror")
+	for _, p := range k.Strings("mirrorlist") {
+		bases, err := mirror.ReadMirrorlist(p)
+		if err != nil {
+			return err
+		}
+		mirrors = append(mirrors, bases...)
+	}
 	svc, err := service.New(service.Config{
 		Root:              k.String("root"),
 		Listen:            k.String("listen"),
 		PublicURL:         k.String("public-url"),
 		OriginRateLimit:   k.Int64("origin-rate-limit"),
-		Mirrors:           k.Strings("mirror"),
+		Mirrors:           mirrors,
 		Trackers:          k.Strings("tracker"),
 		MaxFiles:          k.Int("max-files"),
 		MaxBodyBytes:      k.Int64("max-body"),

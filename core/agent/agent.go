@@ -98,6 +98,7 @@ type entry struct {
 	users    int       // fetches using the entry (under Agent.mu)
 	lastUsed time.Time // when the last fetch let go of it (under Agent.mu)
 	failed   atomic.Pointer[error]
+	trackers []string // announce URLs, told when the agent leaves
 }
 
 // ErrRunning is returned by Run when another agent holds the state directory.
@@ -243,6 +244,7 @@ func (a *Agent) shutdown(why string) {
 			a.mln.Close()
 		}
 		os.Remove(SocketPath(a.cfg.StateDir))
+		a.leaveSwarms()
 		a.cl.Close()
 		a.mu.Lock()
 		for _, e := range a.entries {
@@ -407,6 +409,9 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
 	e = &entry{layout: layout, webseeds: spec.Webseeds, users: 1}
+	for _, tier := range mi.UpvertedAnnounceList() {
+		e.trackers = append(e.trackers, tier...)
+	}
 	spec.Webseeds = nil // the webseed policy adds them
 	for _, m := range mirrors {
 		if !strings.HasSuffix(m, "/") {
@@ -470,6 +475,29 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			}
 		}
 	}
+}
+
+// leaveSwarms tells the trackers of every torrent that this agent stops
+// (event=stopped), all at once and within the web client's timeout. The
+// engine does not when it closes, and a tracker that still counts an
+// exited agent as a seeder makes every newcomer wait PeerGrace for it.
+func (a *Agent) leaveSwarms() {
+	a.mu.Lock()
+	var wg sync.WaitGroup
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for ih, e := range a.entries {
+		for _, tr := range e.trackers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := announceStopped(a.web, tr, ih, id, port); err != nil {
+					a.log.Debug("stopped announce failed", "tracker", tr, "err", err)
+				}
+			}()
+		}
+	}
+	a.mu.Unlock()
+	wg.Wait()
 }
 
 // spreadOrder makes this host start the torrent at a random piece and wrap

@@ -86,6 +86,38 @@ func (zeros) Read(b []byte) (int, error) {
 // scrape asks an HTTP tracker how many peers (seeders and leechers) it knows
 // for ih (BEP 48: the scrape URL replaces the last "announce" of the
 // announce URL).
+// announceStopped sends an HTTP tracker a "stopped" announce for ih from
+// the peer id and port the engine announced with.
+func announceStopped(c *http.Client, announce string, ih metainfo.Hash, id [20]byte, port int) error {
+	u, err := url.Parse(announce)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("tracker %q is not HTTP", announce)
+	}
+	q := u.Query()
+	q.Set("info_hash", string(ih[:]))
+	q.Set("peer_id", string(id[:]))
+	q.Set("port", strconv.Itoa(port))
+	q.Set("uploaded", "0")
+	q.Set("downloaded", "0")
+	q.Set("left", "0")
+	q.Set("event", "stopped")
+	q.Set("compact", "1")
+	u.RawQuery = q.Encode()
+	resp, err := c.Get(u.String())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("announce: %s", resp.Status)
+	}
+	return nil
+}
+
 func scrape(c *http.Client, announce string, ih metainfo.Hash) (int, error) {
 	u, err := url.Parse(announce)
 	if err != nil {

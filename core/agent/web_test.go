@@ -13,6 +13,8 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
 // localServer is an httptest server on 127.0.0.1 answering every path with
@@ -264,5 +266,37 @@ func TestScrapeErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("scrape(%s) error %q does not mention %q", tt.announce, err, tt.msg)
 		}
+	}
+}
+
+// A "stopped" announce removes the agent from the embedded tracker's swarm,
+// so that newcomers do not wait for a seeder that has left.
+func TestAnnounceStopped(t *testing.T) {
+	tr := tracker.New(0)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/announce", tr.ServeAnnounce)
+	mux.HandleFunc("/scrape", tr.ServeScrape)
+	srv := localServer(t, mux)
+	var ih metainfo.Hash
+	ih[0] = 7
+	var id [20]byte
+	copy(id[:], "-PT0001-abcdefghijkl")
+	q := url.Values{"info_hash": {string(ih[:])}, "peer_id": {string(id[:])}, "port": {"6881"}, "left": {"0"}, "event": {"started"}}
+	resp, err := http.Get(srv.URL + "/announce?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n, err := scrape(srv.Client(), srv.URL+"/announce", ih); err != nil || n != 1 {
+		t.Fatalf("scrape after announcing = %d, %v; want 1", n, err)
+	}
+	if err := announceStopped(srv.Client(), srv.URL+"/announce", ih, id, 6881); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := scrape(srv.Client(), srv.URL+"/announce", ih); err != nil || n != 0 {
+		t.Fatalf("scrape after the stopped announce = %d, %v; want 0", n, err)
+	}
+	if err := announceStopped(srv.Client(), "udp://tracker.example:6969/announce", ih, id, 6881); err == nil {
+		t.Error("no error for a UDP tracker")
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,6 +55,35 @@ type Config struct {
 	// AgentUser is the user the agent runs as when the caller is root
 	// (DefaultAgentUser if empty; see agentUser).
 	AgentUser string
+	// HTTPOnly are file name patterns (path.Match syntax, matched against
+	// the last element of the URL path) of files that are always
+	// downloaded over plain HTTP from their URL, never through a torrent:
+	// repository databases and signatures, small and changing constantly.
+	// DefaultHTTPOnly holds pacman's.
+	HTTPOnly []string
+}
+
+// DefaultHTTPOnly are the HTTPOnly patterns of a pacman host: sync
+// databases, their file lists, and every detached signature.
+var DefaultHTTPOnly = []string{"*.db", "*.files", "*.sig"}
+
+// httpOnly reports whether the file named by rawURL matches one of patterns.
+func httpOnly(patterns []string, rawURL string) (bool, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false, fmt.Errorf("URL %q: %w", rawURL, err)
+	}
+	name := path.Base(u.Path)
+	for _, p := range patterns {
+		ok, err := path.Match(p, name)
+		if err != nil {
+			return false, fmt.Errorf("http-only pattern %q: %w", p, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Result summarises a completed fetch.
@@ -67,11 +98,12 @@ type Result struct {
 	Seconds       float64 `json:"seconds"`
 }
 
-// Run fetches items and places them, through the torrent and, if that fails
-// and cfg.HTTPFallback is set, over plain HTTP. On error no output was
-// created or replaced by this call, except outputs placed complete and
-// verified: when some files of a fetched torrent fail verification, the
-// others are still placed.
+// Run fetches items and places them: those matching cfg.HTTPOnly over plain
+// HTTP, the others through the torrent and, if that fails and
+// cfg.HTTPFallback is set, over plain HTTP. On error no output was created
+// or replaced by this call, except outputs placed complete and verified:
+// when some files of a fetched torrent fail verification, the others are
+// still placed.
 func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	start := time.Now()
 	if cfg.ConnectTimeout <= 0 {
@@ -80,6 +112,44 @@ func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = 15 * time.Second
 	}
+	var direct, rest []Item
+	for _, it := range items {
+		ok, err := httpOnly(cfg.HTTPOnly, it.URL)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			direct = append(direct, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	var dres Result
+	if len(direct) > 0 {
+		r, err := plainHTTP(ctx, cfg, direct)
+		if err != nil {
+			return Result{}, err
+		}
+		dres = r
+	}
+	res, err := viaPeers(ctx, cfg, rest)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Files += dres.Files
+	res.Bytes += dres.Bytes
+	res.BytesFromHTTP += dres.BytesFromHTTP
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// viaPeers fetches items through the torrent, falling back to plain HTTP
+// when that fails and cfg.HTTPFallback is set.
+func viaPeers(ctx context.Context, cfg Config, items []Item) (Result, error) {
+	if len(items) == 0 {
+		return Result{}, nil
+	}
+	start := time.Now()
 	res, err := viaTorrent(ctx, cfg, items)
 	var de *destError
 	if err == nil || !cfg.HTTPFallback || ctx.Err() != nil || errors.As(err, &de) {

@@ -1,4 +1,5 @@
-// Package mirror maps package URLs to repository-relative paths.
+// Package mirror maps package URLs to repository-relative paths, and
+// pacman mirrorlists to mirror base URLs.
 //
 // The rule, used by every client: a URL names the repository file whose path
 // is what follows the longest matching base URL. A base URL is a mirror's

@@ -1,0 +1,434 @@
+package pacman
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The tests run real processes on 127.0.0.1: pkgtorrent-service over a
+// repository tree built with repo-add, and pacman 6 on private roots, each
+// root with its own pkgtorrent state directory (its own agent, a "host").
+
+// needTools skips the test when a tool is missing, unless CI is set: there
+// a missing tool is a failure.
+func needTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed (CI is set: a missing tool is a failure)", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("runs pacman and builds the binaries")
+	}
+}
+
+var bins struct {
+	once       sync.Once
+	dir        string
+	get, serve string
+	err        error
+}
+
+// buildBinaries builds pkgtorrent-get and pkgtorrent-service once.
+func buildBinaries(t testing.TB) (get, serve string) {
+	t.Helper()
+	bins.once.Do(func() {
+		bins.dir, bins.err = os.MkdirTemp("", "pkgtorrent-pacman-bin-")
+		if bins.err != nil {
+			return
+		}
+		bins.get = filepath.Join(bins.dir, "pkgtorrent-get")
+		bins.serve = filepath.Join(bins.dir, "pkgtorrent-service")
+		for out, pkg := range map[string]string{bins.get: "../../cmd/pkgtorrent-get", bins.serve: "../../cmd/pkgtorrent-service"} {
+			args := []string{"build", "-o", out}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			cmd := exec.Command("go", append(args, pkg)...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				bins.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	return bins.get, bins.serve
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "PKGTORRENT_") {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+type service struct {
+	url string
+}
+
+// startService runs pkgtorrent-service over root and returns its URL.
+func startService(t testing.TB, root string, extra ...string) service {
+	t.Helper()
+	_, serve := buildBinaries(t)
+	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", "/dev/null"}, extra...)
+	cmd := exec.Command(serve, args...)
+	cmd.Env = cleanEnv()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("service stderr:\n%s", stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("service did not start: %v\n%s", err, stderr.String())
+	}
+	u, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
+	if !ok {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	return service{url: u}
+}
+
+// stats reads the service's counters.
+func (s service) stats(t testing.TB) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(s.url + ".pkgtorrent/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// deadURL is the URL of a port nothing listens on.
+func deadURL(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// plainMirror serves dir over plain HTTP and returns its URL.
+func plainMirror(t testing.TB, dir string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// pkg is a test package: its files hold random bytes.
+type pkg struct {
+	name, version string
+	deps          []string
+	// size of its one data file, usr/share/<name>/data.
+	size int
+}
+
+func (p pkg) fileName() string { return p.name + "-" + p.version + "-any.pkg.tar.zst" }
+
+// testPkgs are five packages with dependencies between them; installing
+// "app" pulls all of them. "big" is over 5 MB.
+var testPkgs = []pkg{
+	{name: "base-lib", version: "1.0-1", size: 120_000},
+	{name: "libfoo", version: "2.3-1", deps: []string{"base-lib"}, size: 300_001},
+	{name: "libbar", version: "1:0.9-2", deps: []string{"base-lib>=1.0"}, size: 65_537},
+	{name: "big", version: "5.1-1", deps: []string{"libfoo"}, size: 5_500_000},
+	{name: "app", version: "1.0-1", deps: []string{"libfoo", "libbar", "big"}, size: 40_000},
+}
+
+// repoArch is the $arch of the test repository; its packages are "any".
+const repoArch = "x86_64"
+
+// repo is a pacman repository tree: root/core/os/x86_64/.
+type repo struct {
+	root string
+	dir  string
+	// data holds each package's data file content.
+	data map[string][]byte
+}
+
+// buildRepo writes testPkgs as .pkg.tar.zst (a .PKGINFO and the files,
+// packed with bsdtar) into root/core/os/x86_64 and builds core.db with
+// repo-add.
+func buildRepo(t testing.TB, seed int64, pkgs []pkg) repo {
+	t.Helper()
+	r := repo{root: t.TempDir(), data: map[string][]byte{}}
+	r.dir = filepath.Join(r.root, "core", "os", repoArch)
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.add(t, seed, pkgs)
+	return r
+}
+
+// add packs pkgs into the repository and adds them to its database
+// (replacing older versions there).
+func (r repo) add(t testing.TB, seed int64, pkgs []pkg) {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	var files []string
+	for _, p := range pkgs {
+		stage := t.TempDir()
+		data := make([]byte, p.size)
+		rng.Read(data)
+		r.data[p.name] = data
+		write(t, filepath.Join(stage, "usr", "share", p.name, "data"), data)
+		var info strings.Builder
+		fmt.Fprintf(&info, "pkgname = %s\npkgbase = %s\npkgver = %s\npkgdesc = pkgtorrent test package\n", p.name, p.name, p.version)
+		fmt.Fprintf(&info, "url = http://example.invalid/\nbuilddate = 1700000000\npackager = pkgtorrent tests\nsize = %d\narch = any\nlicense = MIT\n", p.size)
+		for _, d := range p.deps {
+			fmt.Fprintf(&info, "depend = %s\n", d)
+		}
+		write(t, filepath.Join(stage, ".PKGINFO"), []byte(info.String()))
+		out := filepath.Join(r.dir, p.fileName())
+		cmd := exec.Command("bsdtar", "--zstd", "-cf", out, ".PKGINFO", "usr")
+		cmd.Dir = stage
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("bsdtar: %v\n%s", err, b)
+		}
+		files = append(files, out)
+	}
+	cmd := exec.Command("repo-add", append([]string{"-q", filepath.Join(r.dir, "core.db.tar.gz")}, files...)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("repo-add: %v\n%s", err, b)
+	}
+}
+
+func write(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pacRoot is one machine: a pacman root with its own configuration, cache
+// and log, and its own pkgtorrent configuration and state directory.
+type pacRoot struct {
+	t                            testing.TB
+	dir, conf, root, db, cache   string
+	log, getConf, state, xferLog string
+}
+
+// newRoot makes a pacman root whose repository core has the given Server
+// templates; xfer is the XferCommand line ("" for pacman's own
+// downloader), in which @GET@ stands for the pkgtorrent-get command with
+// this root's configuration and @WRAP@ for a wrapper around it that logs
+// its arguments and exit status to xferLog. getConf is the body of this
+// root's pkgtorrent.conf, with @STATE@ for its state directory.
+func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
+	t.Helper()
+	get, _ := buildBinaries(t)
+	d := t.TempDir()
+	r := &pacRoot{t: t, dir: d,
+		conf: filepath.Join(d, "pacman.conf"), root: filepath.Join(d, "root"),
+		cache: filepath.Join(d, "cache"), log: filepath.Join(d, "pacman.log"),
+		getConf: filepath.Join(d, "pkgtorrent.conf"), state: filepath.Join(d, "state"),
+		xferLog: filepath.Join(d, "xfer.log")}
+	r.db = filepath.Join(r.root, "var", "lib", "pacman")
+	for _, p := range []string{r.db, r.cache, r.state} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, r.getConf, []byte(strings.ReplaceAll(getConf, "@STATE@", r.state)))
+	getCmd := get + " --config " + r.getConf
+	wrap := filepath.Join(d, "xfer-wrap")
+	write(t, wrap, []byte(fmt.Sprintf("#!/bin/sh\n%s \"$@\"\nrc=$?\necho \"$rc $*\" >> %s\nexit $rc\n", getCmd, r.xferLog)))
+	if err := os.Chmod(wrap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var c strings.Builder
+	fmt.Fprintf(&c, "[options]\nRootDir = %s\nDBPath = %s\nCacheDir = %s\nLogFile = %s\nGPGDir = %s\n", r.root, r.db, r.cache, r.log, filepath.Join(d, "gnupg"))
+	fmt.Fprintf(&c, "HookDir = %s\nSigLevel = Never\nArchitecture = %s\n", filepath.Join(d, "hooks"), repoArch)
+	if xfer != "" {
+		xfer = strings.ReplaceAll(xfer, "@GET@", getCmd)
+		xfer = strings.ReplaceAll(xfer, "@WRAP@", wrap)
+		fmt.Fprintf(&c, "XferCommand = %s\n", xfer)
+	}
+	c.WriteString("\n[core]\n")
+	for _, s := range servers {
+		fmt.Fprintf(&c, "Server = %s\n", s)
+	}
+	write(t, r.conf, []byte(c.String()))
+	t.Cleanup(func() {
+		exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "stop").Run()
+		if t.Failed() {
+			for _, f := range []string{filepath.Join(r.state, "agent.log"), r.log, r.xferLog} {
+				if b, err := os.ReadFile(f); err == nil {
+					t.Logf("%s:\n%s", f, b)
+				}
+			}
+		}
+	})
+	return r
+}
+
+// stopAgent stops this root's agent.
+func (r *pacRoot) stopAgent() {
+	get, _ := buildBinaries(r.t)
+	if out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "stop").CombinedOutput(); err != nil {
+		r.t.Fatalf("stopping the agent of %s: %v %s", r.state, err, out)
+	}
+}
+
+// pacArgs are the arguments that point pacman at this root.
+func (r *pacRoot) pacArgs(op ...string) []string {
+	return append([]string{"--config", r.conf, "--root", r.root, "--dbpath", r.db, "--cachedir", r.cache}, op...)
+}
+
+type run struct {
+	code           int
+	stdout, stderr string
+}
+
+// pacman runs pacman on this root.
+func (r *pacRoot) pacman(op ...string) run {
+	return r.exec("pacman", r.pacArgs(op...)...)
+}
+
+// batch runs the batch script on this root.
+func (r *pacRoot) batch(op ...string) run {
+	script, err := filepath.Abs("pkgtorrent-pacman")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return r.exec("bash", append([]string{script}, r.pacArgs(op...)...)...)
+}
+
+func (r *pacRoot) exec(name string, args ...string) run {
+	get, _ := buildBinaries(r.t)
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(cleanEnv(), "PKGTORRENT_GET="+get, "PKGTORRENT_GET_ARGS=--config "+r.getConf)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := run{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		r.t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+// checkInstalled checks that every package of pkgs is installed with its
+// data, and that the cache holds exactly the repository's package files.
+func (r *pacRoot) checkInstalled(rp repo, pkgs []pkg) {
+	r.t.Helper()
+	for _, p := range pkgs {
+		got, err := os.ReadFile(filepath.Join(r.root, "usr", "share", p.name, "data"))
+		if err != nil {
+			r.t.Fatalf("%s: %v", p.name, err)
+		}
+		if !bytes.Equal(got, rp.data[p.name]) {
+			r.t.Fatalf("%s: installed data differs", p.name)
+		}
+	}
+	var want []string
+	for _, p := range pkgs {
+		want = append(want, p.fileName())
+		got, err := os.ReadFile(filepath.Join(r.cache, p.fileName()))
+		if err != nil {
+			r.t.Fatalf("cache: %v", err)
+		}
+		orig, err := os.ReadFile(filepath.Join(rp.dir, p.fileName()))
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if !bytes.Equal(got, orig) {
+			r.t.Fatalf("cached %s differs from the repository's", p.fileName())
+		}
+	}
+	if got := r.cacheEntries(); strings.Join(got, " ") != strings.Join(sorted(want), " ") {
+		r.t.Fatalf("cache holds %q, want %q", got, sorted(want))
+	}
+}
+
+func (r *pacRoot) cacheEntries() []string {
+	entries, _ := os.ReadDir(r.cache)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return sorted(names)
+}
+
+// logErrors returns the lines of pacman's log that report an error or a
+// warning.
+func (r *pacRoot) logErrors() []string {
+	b, err := os.ReadFile(r.log)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var bad []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "] Running '") {
+			continue
+		}
+		if strings.Contains(strings.ToLower(l), "error") || strings.Contains(strings.ToLower(l), "warning") {
+			bad = append(bad, l)
+		}
+	}
+	return bad
+}
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package pacman
+
+const raceEnabled = false
