@@ -53,6 +53,9 @@ func buildBinaries(t testing.TB) (get, serve string) {
 		if bins.err != nil {
 			return
 		}
+		// Started by root, the agent runs as an unprivileged user: it must
+		// be able to run the binary.
+		os.Chmod(bins.dir, 0o755)
 		bins.get = filepath.Join(bins.dir, "pkgtorrent-get")
 		bins.serve = filepath.Join(bins.dir, "pkgtorrent-service")
 		for out, pkg := range map[string]string{bins.get: "../../cmd/pkgtorrent-get", bins.serve: "../../cmd/pkgtorrent-service"} {
@@ -274,6 +277,9 @@ func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 	t.Helper()
 	get, _ := buildBinaries(t)
 	d := t.TempDir()
+	// The unprivileged agent user must reach the state directory.
+	os.Chmod(filepath.Dir(d), 0o755)
+	os.Chmod(d, 0o755)
 	r := &pacRoot{t: t, dir: d,
 		conf: filepath.Join(d, "pacman.conf"), root: filepath.Join(d, "root"),
 		cache: filepath.Join(d, "cache"), log: filepath.Join(d, "pacman.log"),

@@ -29,7 +29,7 @@ func getConf(svc string, extra ...string) string {
 func (r *pacRoot) agentStatus() map[string]float64 {
 	r.t.Helper()
 	get, _ := buildBinaries(r.t)
-	out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "status").Output()
+	out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "status", "--json").Output()
 	if err != nil {
 		r.t.Fatalf("status of %s: %v", r.state, err)
 	}
