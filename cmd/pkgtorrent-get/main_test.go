@@ -298,7 +298,9 @@ func TestBurstThreeClients(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.get(list, "--service", svc.url, "--batch", "-")
+			// A generous peer grace: on a loaded test machine connecting to
+			// peers can take longer than the 1 s default.
+			results[i] = h.get(list, "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
 		}()
 	}
 	wg.Wait()
@@ -331,7 +333,9 @@ func TestLateArrival(t *testing.T) {
 	if r := first.get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.code != 0 {
 		t.Fatalf("first client: %s", r.stderr)
 	}
-	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--batch", "-")
+	// A generous peer grace: on a loaded test machine connecting to the
+	// seeding peer can take longer than the 1 s default.
+	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
 	if r.code != 0 {
 		t.Fatalf("second client: %s", r.stderr)
 	}
