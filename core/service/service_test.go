@@ -495,7 +495,14 @@ func TestOriginRateLimitCounts(t *testing.T) {
 	if r.code != 200 || !bytes.Equal(r.body, data) {
 		t.Fatalf("GET: %d, %d bytes", r.code, len(r.body))
 	}
-	if got := s.Stats().FileBytesSent; got != int64(len(data)) {
+	// The handler counts a chunk after writing it: the client can have
+	// the last bytes a moment before the counter does.
+	got := s.Stats().FileBytesSent
+	for deadline := time.Now().Add(5 * time.Second); got != int64(len(data)) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		got = s.Stats().FileBytesSent
+	}
+	if got != int64(len(data)) {
 		t.Errorf("FileBytesSent = %d, want %d", got, len(data))
 	}
 }
