@@ -26,6 +26,11 @@ import (
 // bufSize is the read buffer used while hashing.
 const bufSize = 1 << 20
 
+// readers recycles the read buffers: one per file hashed would be a 1 MiB
+// allocation per file, and the garbage collector's work on them took as
+// much CPU as the hashing in a cold build of many small files.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+
 // maxAttempts bounds how often a file that keeps changing while it is hashed
 // is hashed again before giving up.
 const maxAttempts = 3
@@ -158,8 +163,11 @@ func (c *Cache) hashFile(key string, f *os.File, fi os.FileInfo) (metainfo.Hashe
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
 	}
-	cr := &countingReader{r: f, n: &c.BytesRead}
-	h, err := metainfo.HashReader(bufio.NewReaderSize(cr, bufSize), fi.Size())
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(&countingReader{r: f, n: &c.BytesRead})
+	h, err := metainfo.HashReader(br, fi.Size())
+	br.Reset(nil)
+	readers.Put(br)
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w (shrank)", key, ErrChanged)
 	}
