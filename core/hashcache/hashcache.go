@@ -81,7 +81,9 @@ func (c *Cache) Hashes(absPath string) (metainfo.Hashes, os.FileInfo, error) {
 	if !filepath.IsAbs(absPath) {
 		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %q: path is not absolute", absPath)
 	}
-	return c.hashes(absPath, func() (*os.File, error) { return os.Open(absPath) })
+	return c.hashes(absPath,
+		func() (os.FileInfo, error) { return os.Stat(absPath) },
+		func() (*os.File, error) { return os.Open(absPath) })
 }
 
 // HashesIn is Hashes for the file name inside root: the file is opened
@@ -89,12 +91,14 @@ func (c *Cache) Hashes(absPath string) (metainfo.Hashes, os.FileInfo, error) {
 // root.
 func (c *Cache) HashesIn(root *os.Root, name string) (metainfo.Hashes, os.FileInfo, error) {
 	key := filepath.Join(root.Name(), filepath.FromSlash(name))
-	return c.hashes(key, func() (*os.File, error) { return root.Open(name) })
+	return c.hashes(key,
+		func() (os.FileInfo, error) { return root.Stat(name) },
+		func() (*os.File, error) { return root.Open(name) })
 }
 
-func (c *Cache) hashes(key string, open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) hashes(key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
-		h, fi, err := c.try(key, open)
+		h, fi, err := c.try(key, stat, open)
 		if errors.Is(err, ErrChanged) && attempt < maxAttempts {
 			continue
 		}
@@ -107,7 +111,24 @@ type result struct {
 	info   os.FileInfo
 }
 
-func (c *Cache) try(key string, open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) try(key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+	// The file's identity alone answers a cached entry, without opening
+	// the file; and a file that is not regular is never opened (a FIFO
+	// could block).
+	sfi, err := stat()
+	if err != nil {
+		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
+	}
+	if !sfi.Mode().IsRegular() {
+		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: not a regular file", key)
+	}
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && e.id == identityOf(sfi) {
+		c.Hits.Add(1)
+		return e.hashes, sfi, nil
+	}
 	f, err := open()
 	if err != nil {
 		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
@@ -122,7 +143,7 @@ func (c *Cache) try(key string, open func() (*os.File, error)) (metainfo.Hashes,
 	}
 	id := identityOf(fi)
 	c.mu.Lock()
-	e, ok := c.entries[key]
+	e, ok = c.entries[key]
 	c.mu.Unlock()
 	if ok && e.id == id {
 		c.Hits.Add(1)

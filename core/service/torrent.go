@@ -159,9 +159,8 @@ func (s *Service) build(digest string, files []string) (*built, error) {
 	g.SetLimit(hashWorkers)
 	for i, rel := range files {
 		g.Go(func() error {
-			if _, err := s.statFile(rel); err != nil {
-				return errorf(http.StatusBadRequest, "%v", err)
-			}
+			// HashesIn checks that rel is a regular file before opening
+			// it, and answers cached files from a stat alone.
 			h, fi, err := s.hashes.HashesIn(s.root, rel)
 			if err != nil {
 				return errorf(http.StatusBadRequest, "file %q cannot be hashed: %v", rel, err)
