@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	env := fs.StringArray("engine-env", nil, "KEY=VALUE for the pkgtorrent-get processes and agents (repeatable)")
 	jsonOut := fs.String("json", "bench.json", "where to write the figures")
 	svgOut := fs.String("svg", "bench.svg", "where to write the chart")
+	phases := fs.StringSlice("phases", bench.Phases, "phases to run")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		N: *n, Ns: *ns, Files: *files, Bytes: int64(*size * mib),
 		OriginRate: int64(*origin * mib), UploadRate: int64(*upload * mib),
 		StaggerWindow: *window, HTTPParallel: *parallel, Reps: *reps, Seed: *seed,
-		WorkDir: *work, BinDir: *bin, EngineEnv: *env, Log: stderr,
+		WorkDir: *work, BinDir: *bin, EngineEnv: *env, Phases: *phases, Log: stderr,
 	}
 	if *quiet {
 		cfg.Log = nil

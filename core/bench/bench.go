@@ -64,9 +64,14 @@ type Config struct {
 	// processes and their agents (for example the engine's
 	// TORRENT_WEBSEED_* settings, which the agent keeps when set).
 	EngineEnv []string
+	// Phases selects what runs, among Phases (nil: all).
+	Phases []string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
+
+// Phases are the parts of a run, in the order they run.
+var Phases = []string{"service", "single", "burst", "stagger"}
 
 // DefaultConfig is the default run: N=10 with 100 MiB in 1,000 files. It
 // finishes in about 4 minutes on a 2-core machine.
@@ -130,6 +135,14 @@ func (c *Config) fill() error {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if len(c.Phases) == 0 {
+		c.Phases = Phases
+	}
+	for _, p := range c.Phases {
+		if !slices.Contains(Phases, p) {
+			return fmt.Errorf("unknown phase %q (phases: %s)", p, strings.Join(Phases, ", "))
+		}
+	}
 	for _, kv := range c.EngineEnv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("engine setting %q is not KEY=VALUE", kv)
@@ -166,6 +179,7 @@ type ReportConfig struct {
 	HTTPParallel  int      `json:"http_parallel"`
 	Reps          int      `json:"reps"`
 	Seed          int64    `json:"seed"`
+	Phases        []string `json:"phases"`
 	EngineEnv     []string `json:"engine_env,omitempty"`
 }
 
@@ -342,21 +356,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Config = r.reportConfig()
 
-	if err := r.service(ctx, rep); err != nil {
-		return nil, fmt.Errorf("bench: service: %w", err)
-	}
-	if err := r.single(ctx, rep); err != nil {
-		return nil, fmt.Errorf("bench: single client: %w", err)
-	}
-	for _, n := range cfg.Ns {
-		b, err := r.burst(ctx, n, n == cfg.N, rep)
-		if err != nil {
-			return nil, fmt.Errorf("bench: burst of %d: %w", n, err)
+	if slices.Contains(cfg.Phases, "service") {
+		if err := r.service(ctx, rep); err != nil {
+			return nil, fmt.Errorf("bench: service: %w", err)
 		}
-		rep.Bursts = append(rep.Bursts, b)
 	}
-	if err := r.stagger(ctx, rep); err != nil {
-		return nil, fmt.Errorf("bench: staggered: %w", err)
+	if slices.Contains(cfg.Phases, "single") {
+		if err := r.single(ctx, rep); err != nil {
+			return nil, fmt.Errorf("bench: single client: %w", err)
+		}
+	}
+	if slices.Contains(cfg.Phases, "burst") {
+		for _, n := range cfg.Ns {
+			b, err := r.burst(ctx, n, n == cfg.N, rep)
+			if err != nil {
+				return nil, fmt.Errorf("bench: burst of %d: %w", n, err)
+			}
+			rep.Bursts = append(rep.Bursts, b)
+		}
+	}
+	if slices.Contains(cfg.Phases, "stagger") {
+		if err := r.stagger(ctx, rep); err != nil {
+			return nil, fmt.Errorf("bench: staggered: %w", err)
+		}
 	}
 	rep.Targets = targets(rep)
 	rep.Machine.LoadAfter = loadAvg()
@@ -384,7 +406,7 @@ func (r *run) reportConfig() ReportConfig {
 		LargestFile: sizes[len(sizes)-1], MedianFile: sizes[len(sizes)/2],
 		OriginRate: c.OriginRate, UploadRate: c.UploadRate,
 		StaggerWindow: c.StaggerWindow.Seconds(), HTTPParallel: c.HTTPParallel,
-		Reps: c.Reps, Seed: c.Seed, EngineEnv: c.EngineEnv,
+		Reps: c.Reps, Seed: c.Seed, Phases: c.Phases, EngineEnv: c.EngineEnv,
 	}
 }
 
@@ -447,7 +469,7 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			errs[i] = httpFetch(ctx, svc, r.files, r.cfg.HTTPParallel)
+			errs[i] = httpFetch(ctx, svc, r.files, r.cfg.HTTPParallel, filepath.Join(r.work, "http", fmt.Sprint(i)))
 			times[i] = time.Since(t0).Seconds()
 		}()
 	}
@@ -582,9 +604,9 @@ func (r *run) stagger(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	if s.HTTP.ClientSeconds, err = each(func(int) (float64, error) {
+	if s.HTTP.ClientSeconds, err = each(func(i int) (float64, error) {
 		t0 := time.Now()
-		err := httpFetch(ctx, svc, r.files, r.cfg.HTTPParallel)
+		err := httpFetch(ctx, svc, r.files, r.cfg.HTTPParallel, filepath.Join(r.work, "http", fmt.Sprint(i)))
 		return time.Since(t0).Seconds(), err
 	}); err != nil {
 		return err

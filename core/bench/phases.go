@@ -15,21 +15,29 @@ import (
 )
 
 // httpFetch is one plain HTTP client: it downloads every file from the
-// service's file URLs, parallel at a time on its own connections, and
-// checks the lengths (the bytes are discarded).
-func httpFetch(ctx context.Context, svc *serviceProc, files []treeFile, parallel int) error {
+// service's file URLs into dir (made, and removed at the end), parallel at
+// a time on its own connections, and checks the lengths.
+func httpFetch(ctx context.Context, svc *serviceProc, files []treeFile, parallel int, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	tr := &http.Transport{MaxConnsPerHost: parallel, MaxIdleConnsPerHost: parallel, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
-	work := make(chan treeFile)
+	type job struct {
+		f   treeFile
+		out string
+	}
+	work := make(chan job)
 	errc := make(chan error, parallel)
 	var wg sync.WaitGroup
 	for range parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for f := range work {
-				if err := httpGet(ctx, hc, svc.fileURL(f.Rel), f.Size); err != nil {
+			for j := range work {
+				if err := httpGet(ctx, hc, svc.fileURL(j.f.Rel), j.f.Size, j.out); err != nil {
 					errc <- err
 					return
 				}
@@ -38,9 +46,9 @@ func httpFetch(ctx context.Context, svc *serviceProc, files []treeFile, parallel
 	}
 	var err error
 feed:
-	for _, f := range files {
+	for i, f := range files {
 		select {
-		case work <- f:
+		case work <- job{f, filepath.Join(dir, fmt.Sprint(i))}:
 		case err = <-errc:
 			break feed
 		}
@@ -56,7 +64,7 @@ feed:
 	return err
 }
 
-func httpGet(ctx context.Context, hc *http.Client, u string, size int64) error {
+func httpGet(ctx context.Context, hc *http.Client, u string, size int64, out string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -69,7 +77,14 @@ func httpGet(ctx context.Context, hc *http.Client, u string, size int64) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("plain HTTP client: GET %s: %s", u, resp.Status)
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
+	f, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("plain HTTP client: %w", err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return fmt.Errorf("plain HTTP client: GET %s: %w", u, err)
 	}
@@ -269,11 +284,16 @@ func targets(rep *Report) []Target {
 			t(fmt.Sprintf("burst N=%d: time / HTTP-only time", b.N), b.P2P.Seconds/b.HTTP.Seconds, 0.2, true),
 		)
 	}
-	out = append(out,
-		t("single client: time / curl time", rep.Single.Ratio, 1.1, true),
-		t(fmt.Sprintf("service: new %d-file batch, cached hashes (s)", rep.Service.Build500Files), rep.Service.Build500, 0.010, true),
-		t("service: cold hashing / sha1sum", rep.Service.HashRatio, 0.8, false),
-		t(fmt.Sprintf("agent peak RSS seeding %d files (MiB)", rep.RSS.Files), float64(rep.RSS.Max)/(1<<20), 100, true),
-	)
+	if rep.Single.Ratio > 0 {
+		out = append(out, t("single client: time / curl time", rep.Single.Ratio, 1.1, true))
+	}
+	if rep.Service.HashRatio > 0 {
+		out = append(out,
+			t(fmt.Sprintf("service: new %d-file batch, cached hashes (s)", rep.Service.Build500Files), rep.Service.Build500, 0.010, true),
+			t("service: cold hashing / sha1sum", rep.Service.HashRatio, 0.8, false))
+	}
+	if rep.RSS.Max > 0 {
+		out = append(out, t(fmt.Sprintf("agent peak RSS seeding %d files (MiB)", rep.RSS.Files), float64(rep.RSS.Max)/(1<<20), 100, true))
+	}
 	return out
 }
