@@ -216,11 +216,8 @@ func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest st
 		if err != nil {
 			return err
 		}
-		for _, rel := range files {
-			if _, err := s.statFile(rel); err != nil {
-				return errorf(http.StatusBadRequest, "%v", err)
-			}
-		}
+		// Every file is checked by torrent: a stored torrent's by check
+		// (a vanished file makes it build), a build's by HashesIn.
 		if t, err = s.torrent(digest, files); err != nil {
 			return err
 		}
