@@ -328,8 +328,12 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 			Peers:       len(e.t.PeerConns()),
 			Webseed:     e.webOn.Load(),
 		}
-		for _, f := range e.files {
-			p.Completed += f.BytesCompleted()
+		// The torrent's count, padding included, scaled to the payload:
+		// one pass over the missing pieces, where summing the files'
+		// counts cost a bitmap per file (8% of an agent's CPU in a burst
+		// of 1,000 files).
+		if length := e.t.Length(); length > 0 {
+			p.Completed = int64(float64(e.t.BytesCompleted()) / float64(length) * float64(e.payload))
 		}
 		return p
 	}

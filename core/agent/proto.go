@@ -31,7 +31,9 @@ type Request struct {
 type Progress struct {
 	// Total is the payload size of the batch in bytes (padding excluded).
 	Total int64 `json:"total"`
-	// Completed is the payload bytes verified so far.
+	// Completed is the payload bytes received so far: the torrent's
+	// received bytes scaled to the payload (padding is a few percent,
+	// spread evenly); exact at the start and when complete.
 	Completed int64 `json:"completed"`
 	// FromPeers and FromWebseed are useful bytes received by this fetch.
 	FromPeers   int64 `json:"from_peers"`

@@ -26,6 +26,11 @@ import (
 // bufSize is the read buffer used while hashing.
 const bufSize = 1 << 20
 
+// readers recycles the read buffers: one per file hashed would be a 1 MiB
+// allocation per file, and the garbage collector's work on them took as
+// much CPU as the hashing in a cold build of many small files.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+
 // maxAttempts bounds how often a file that keeps changing while it is hashed
 // is hashed again before giving up.
 const maxAttempts = 3
@@ -76,7 +81,9 @@ func (c *Cache) Hashes(absPath string) (metainfo.Hashes, os.FileInfo, error) {
 	if !filepath.IsAbs(absPath) {
 		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %q: path is not absolute", absPath)
 	}
-	return c.hashes(absPath, func() (*os.File, error) { return os.Open(absPath) })
+	return c.hashes(absPath,
+		func() (os.FileInfo, error) { return os.Stat(absPath) },
+		func() (*os.File, error) { return os.Open(absPath) })
 }
 
 // HashesIn is Hashes for the file name inside root: the file is opened
@@ -84,12 +91,14 @@ func (c *Cache) Hashes(absPath string) (metainfo.Hashes, os.FileInfo, error) {
 // root.
 func (c *Cache) HashesIn(root *os.Root, name string) (metainfo.Hashes, os.FileInfo, error) {
 	key := filepath.Join(root.Name(), filepath.FromSlash(name))
-	return c.hashes(key, func() (*os.File, error) { return root.Open(name) })
+	return c.hashes(key,
+		func() (os.FileInfo, error) { return root.Stat(name) },
+		func() (*os.File, error) { return root.Open(name) })
 }
 
-func (c *Cache) hashes(key string, open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) hashes(key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
-		h, fi, err := c.try(key, open)
+		h, fi, err := c.try(key, stat, open)
 		if errors.Is(err, ErrChanged) && attempt < maxAttempts {
 			continue
 		}
@@ -102,7 +111,24 @@ type result struct {
 	info   os.FileInfo
 }
 
-func (c *Cache) try(key string, open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) try(key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+	// The file's identity alone answers a cached entry, without opening
+	// the file; and a file that is not regular is never opened (a FIFO
+	// could block).
+	sfi, err := stat()
+	if err != nil {
+		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
+	}
+	if !sfi.Mode().IsRegular() {
+		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: not a regular file", key)
+	}
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && e.id == identityOf(sfi) {
+		c.Hits.Add(1)
+		return e.hashes, sfi, nil
+	}
 	f, err := open()
 	if err != nil {
 		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
@@ -117,7 +143,7 @@ func (c *Cache) try(key string, open func() (*os.File, error)) (metainfo.Hashes,
 	}
 	id := identityOf(fi)
 	c.mu.Lock()
-	e, ok := c.entries[key]
+	e, ok = c.entries[key]
 	c.mu.Unlock()
 	if ok && e.id == id {
 		c.Hits.Add(1)
@@ -158,11 +184,11 @@ func (c *Cache) hashFile(key string, f *os.File, fi os.FileInfo) (metainfo.Hashe
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
 	}
-	cr := &countingReader{r: f, n: &c.BytesRead}
-	// A buffer no larger than the file: batches of many small files would
-	// otherwise allocate bufSize per file (100 GB for 100 000 files).
-	buf := int(min(bufSize, max(fi.Size(), 16)))
-	h, err := metainfo.HashReader(bufio.NewReaderSize(cr, buf), fi.Size())
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(&countingReader{r: f, n: &c.BytesRead})
+	h, err := metainfo.HashReader(br, fi.Size())
+	br.Reset(nil)
+	readers.Put(br)
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w (shrank)", key, ErrChanged)
 	}

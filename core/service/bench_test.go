@@ -68,3 +68,36 @@ func BenchmarkBuildCached500(b *testing.B) {
 		b.Fatalf("cached builds read %d bytes of file data", got-read)
 	}
 }
+
+// BenchmarkBuildCold measures a cold build: a new service (empty hash
+// cache) builds the torrent of 300 files, hashing every one; MB/s is the
+// hashing throughput.
+func BenchmarkBuildCold(b *testing.B) {
+	root := b.TempDir()
+	rng := rand.New(rand.NewSource(1))
+	const n = 300
+	names := make([]string, n)
+	var total int64
+	for i := range names {
+		names[i] = fmt.Sprintf("Packages/%c/pkg-%03d-1.0.x86_64.rpm", 'a'+i%26, i)
+		p := filepath.Join(root, names[i])
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		data := make([]byte, 1000+rng.Intn(400_000))
+		total += int64(len(data))
+		rng.Read(data)
+		os.WriteFile(p, data, 0o644)
+	}
+	b.SetBytes(total)
+	for i := 0; i < b.N; i++ {
+		s, _ := New(Config{Root: root, PublicURL: "http://mirror.example/"})
+		d, _ := batch.Digest(names)
+		body, _ := json.Marshal(map[string][]string{"files": names})
+		req := httptest.NewRequest(http.MethodPost, "/.pkgtorrent/v1/torrent/"+d, bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Body)
+		}
+		s.Close()
+	}
+}

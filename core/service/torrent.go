@@ -163,9 +163,8 @@ func (s *Service) build(digest string, files []string) (*built, error) {
 	g.SetLimit(hashWorkers)
 	for i, rel := range files {
 		g.Go(func() error {
-			if _, err := s.statFile(rel); err != nil {
-				return errorf(http.StatusBadRequest, "%v", err)
-			}
+			// HashesIn checks that rel is a regular file before opening
+			// it, and answers cached files from a stat alone.
 			h, fi, err := s.hashes.HashesIn(s.root, rel)
 			if err != nil {
 				return errorf(http.StatusBadRequest, "file %q cannot be hashed: %v", rel, err)
@@ -221,11 +220,8 @@ func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest st
 		if err != nil {
 			return err
 		}
-		for _, rel := range files {
-			if _, err := s.statFile(rel); err != nil {
-				return errorf(http.StatusBadRequest, "%v", err)
-			}
-		}
+		// Every file is checked by torrent: a stored torrent's by check
+		// (a vanished file makes it build), a build's by HashesIn.
 		if t, err = s.torrent(digest, files); err != nil {
 			return err
 		}
