@@ -337,6 +337,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer os.RemoveAll(d)
 		r.work = d
 	}
+	// Run by root, pkgtorrent-get starts its agents as an unprivileged user,
+	// who must reach the hosts' state directories below the work directory.
+	if err := os.Chmod(r.work, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	rep := &Report{Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Start: start.UTC(), LoadBefore: loadAvg()}}
 	if r.bin == "" {
 		r.bin = filepath.Join(r.work, "bin")

@@ -21,6 +21,10 @@ func TestRunSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin := t.TempDir()
+	// The agents run as an unprivileged user (we are root in CI): they
+	// must reach the binaries and the work directory below the test's.
+	os.Chmod(filepath.Dir(bin), 0o755)
+	os.Chmod(bin, 0o755)
 	var flags []string
 	if raceEnabled {
 		flags = append(flags, "-race")

@@ -230,7 +230,7 @@ type agentStatus struct {
 
 func (h *host) status(ctx context.Context) (agentStatus, error) {
 	var st agentStatus
-	cmd := exec.CommandContext(ctx, filepath.Join(h.binDir, getBin), "--config", os.DevNull, "--state-dir", h.state, "status")
+	cmd := exec.CommandContext(ctx, filepath.Join(h.binDir, getBin), "--config", os.DevNull, "--state-dir", h.state, "status", "--json")
 	cmd.Env = cleanEnv()
 	out, err := cmd.Output()
 	if err != nil {
