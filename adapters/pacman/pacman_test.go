@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -76,7 +77,15 @@ func TestThreeRoots(t *testing.T) {
 	for i, f := range []func() run{
 		func() run { return a.pacman("-Sy", "--noconfirm", "app") },
 		func() run { return b.batch("-Sy", "--noconfirm", "app") },
-		func() run { return c.batch("-Sy", "--noconfirm", "app") },
+		func() run {
+			// C arrives a little later, as a fleet's cron jitter spreads
+			// machines: it finds B in the swarm. (Hosts starting at the very
+			// same moment all see an empty swarm and all take the mirror;
+			// on a loaded test machine they may then finish before they
+			// trade anything.)
+			time.Sleep(1500 * time.Millisecond)
+			return c.batch("-Sy", "--noconfirm", "app")
+		},
 	} {
 		wg.Add(1)
 		go func() {
