@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -202,6 +203,13 @@ func runAgent(ctx context.Context, k interface {
 	if err := agent.Reexec(); err != nil {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
 		return 1
+	}
+	if prefix := os.Getenv("PKGTORRENT_CPUPROFILE"); prefix != "" {
+		// A CPU profile of the agent for pprof, written when it exits
+		// (for the benchmark; not a setting).
+		if f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(k.String("log-level"))); err != nil {
