@@ -1,0 +1,2 @@
+// Package storage implements storage backends for package torrent.
+package storage
