@@ -17,8 +17,10 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+	"golang.org/x/sync/errgroup"
 )
 
 // APIPrefix is the service's versioned API path, relative to its URL.
@@ -245,21 +248,37 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	}
 	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
 	// Every file that verifies is placed, even when another one fails: a
-	// package manager then downloads only the ones that failed.
-	var errs []error
+	// package manager then downloads only the ones that failed. Files are
+	// copied and checked a few at a time (it is a read, two hashes and a
+	// write per byte).
+	placeErrs := make([]error, len(items))
+	var placed atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(min(runtime.GOMAXPROCS(0), 4))
 	for i, it := range items {
-		src, ok := files[rels[i]]
-		if !ok {
-			errs = append(errs, fmt.Errorf("agent did not return %s", rels[i]))
-			continue
+		g.Go(func() error {
+			src, ok := files[rels[i]]
+			if !ok {
+				placeErrs[i] = fmt.Errorf("agent did not return %s", rels[i])
+				return nil
+			}
+			w := want[rels[i]]
+			w.sha256 = it.SHA256
+			if err := place(src, it.Output, w); err != nil {
+				placeErrs[i] = fmt.Errorf("%s: %w", it.Output, err)
+				return nil
+			}
+			placed.Add(w.size)
+			return nil
+		})
+	}
+	g.Wait()
+	res.Bytes = placed.Load()
+	var errs []error
+	for _, err := range placeErrs {
+		if err != nil {
+			errs = append(errs, err)
 		}
-		w := want[rels[i]]
-		w.sha256 = it.SHA256
-		if err := place(src, it.Output, w); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", it.Output, err))
-			continue
-		}
-		res.Bytes += w.size
 	}
 	if len(errs) > 0 {
 		return Result{}, fmt.Errorf("%d of %d files not placed: %w", len(errs), len(items), errors.Join(errs...))

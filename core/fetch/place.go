@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -40,18 +41,17 @@ func place(src, out string, want expect) (err error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(dir, "."+base+".pkgtorrent-"+hex.EncodeToString(rnd[:]))
-	if !ownFile(src) || os.Link(src, tmp) != nil {
-		if err := copyFile(src, tmp); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-	}
 	defer func() {
 		if err != nil {
 			os.Remove(tmp)
 		}
 	}()
-	if err := verify(tmp, want); err != nil {
+	if ownFile(src) && os.Link(src, tmp) == nil {
+		err = verify(tmp, want)
+	} else {
+		err = copyVerified(src, tmp, want)
+	}
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -71,7 +71,10 @@ func ownFile(p string) bool {
 	return ok && int(st.Uid) == os.Geteuid()
 }
 
-func copyFile(src, dst string) error {
+// copyVerified copies src to a new file dst and checks, in the same pass,
+// the bytes it writes: the checked bytes are the placed ones, whatever src
+// becomes meanwhile.
+func copyVerified(src, dst string, want expect) error {
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("opening agent data: %w", err)
@@ -84,9 +87,9 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	if err := check(io.TeeReader(in, out), want); err != nil {
 		out.Close()
-		return fmt.Errorf("writing %s: %w", dst, err)
+		return err
 	}
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", dst, err)
@@ -94,7 +97,7 @@ func copyFile(src, dst string) error {
 	return nil
 }
 
-// verify checks a file's size, piece hashes and (if wanted) SHA-256 in one pass.
+// verify checks a file's size, piece hashes and (if wanted) SHA-256.
 func verify(path string, want expect) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -108,15 +111,30 @@ func verify(path string, want expect) error {
 	if fi.Size() != want.size {
 		return fmt.Errorf("size %d, want %d", fi.Size(), want.size)
 	}
-	h256 := sha256.New()
+	return check(f, want)
+}
+
+// check reads a file's content from r to its end and checks its size, piece
+// hashes and (if wanted) SHA-256 in one pass.
+func check(r io.Reader, want expect) error {
+	var h256 hash.Hash
+	if want.sha256 != nil {
+		h256 = sha256.New()
+	}
 	buf := make([]byte, pmeta.PieceLength)
-	r := io.Reader(f)
+	var size int64
 	for i := 0; i < len(want.pieces)/20; i++ {
 		n, err := io.ReadFull(r, buf)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading: %w", err)
 		}
-		h256.Write(buf[:n])
+		size += int64(n)
+		if n == 0 || size > want.size {
+			break // the size check below says so
+		}
+		if h256 != nil {
+			h256.Write(buf[:n])
+		}
 		piece := buf
 		if n < len(buf) {
 			if want.tail {
@@ -126,10 +144,21 @@ func verify(path string, want expect) error {
 			}
 		}
 		if sum := sha1.Sum(piece); !bytes.Equal(sum[:], want.pieces[i*20:i*20+20]) {
+			if size != want.size && n < len(buf) {
+				break
+			}
 			return fmt.Errorf("piece %d does not match the torrent", i)
 		}
 	}
-	if want.sha256 != nil && !bytes.Equal(h256.Sum(nil), want.sha256) {
+	if n, err := io.ReadFull(r, buf[:1]); n > 0 {
+		size++
+	} else if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading: %w", err)
+	}
+	if size != want.size {
+		return fmt.Errorf("size differs from the torrent's %d bytes", want.size)
+	}
+	if h256 != nil && !bytes.Equal(h256.Sum(nil), want.sha256) {
 		return fmt.Errorf("sha256 %x, want %x", h256.Sum(nil), want.sha256)
 	}
 	return nil

@@ -294,23 +294,51 @@ func TestPlaceCopies(t *testing.T) {
 	}
 }
 
-func TestCopyFileExclusive(t *testing.T) {
+func TestCopyVerifiedExclusive(t *testing.T) {
 	dir := t.TempDir()
+	data := []byte("new")
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
-	writeFile(t, src, []byte("new"))
+	writeFile(t, src, data)
 	writeFile(t, dst, []byte("old"))
-	if err := copyFile(src, dst); err == nil {
-		t.Error("copyFile over an existing file succeeded")
+	if err := copyVerified(src, dst, expectFor(t, data, true)); err == nil {
+		t.Error("copyVerified over an existing file succeeded")
 	}
 	if got, _ := os.ReadFile(dst); string(got) != "old" {
 		t.Errorf("existing file changed to %q", got)
 	}
 	dst2 := filepath.Join(dir, "dst2")
-	if err := copyFile(src, dst2); err != nil {
+	if err := copyVerified(src, dst2, expectFor(t, data, true)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(dst2); string(got) != "new" {
 		t.Errorf("copy = %q", got)
+	}
+}
+
+// check tells a short, a long and a changed file apart, whole pieces or
+// not, padded or unpadded: a file short by zero bytes in its padded last
+// piece hashes like the right one, and only the size tells.
+func TestCheckSizes(t *testing.T) {
+	for _, n := range []int{1, pl - 1, pl, pl + 1, 3*pl + 5} {
+		data := randBytes(int64(n), uint64(n))
+		data[len(data)-1] = 0
+		for _, tail := range []bool{false, true} {
+			want := expectFor(t, data, tail)
+			if err := check(bytes.NewReader(data), want); err != nil {
+				t.Errorf("%d bytes, tail %v: %v", n, tail, err)
+			}
+			if err := check(bytes.NewReader(data[:n-1]), want); err == nil || !strings.Contains(err.Error(), "size") {
+				t.Errorf("%d bytes, tail %v, one short: %v", n, tail, err)
+			}
+			if err := check(bytes.NewReader(append(slices.Clone(data), 0)), want); err == nil || !strings.Contains(err.Error(), "size") {
+				t.Errorf("%d bytes, tail %v, one long: %v", n, tail, err)
+			}
+			changed := slices.Clone(data)
+			changed[0] ^= 1
+			if err := check(bytes.NewReader(changed), want); err == nil || !strings.Contains(err.Error(), "piece 0") {
+				t.Errorf("%d bytes, tail %v, changed: %v", n, tail, err)
+			}
+		}
 	}
 }
 
