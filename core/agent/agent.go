@@ -5,7 +5,8 @@
 //
 // Peers come first: the webseeds (the mirror) join a torrent at once only when
 // the tracker knows no seeder for it, and otherwise only when peers deliver
-// nothing for PeerGrace.
+// nothing for PeerGrace; while peers deliver, the webseeds fetch only the
+// pieces no connected peer has.
 package agent
 
 import (
@@ -147,6 +148,9 @@ func start(cfg Config) (*Agent, error) {
 	tc.DefaultStorage = st
 	tc.DataDir = st.Dir()
 	tc.Seed = true
+	// The hosts of a fleet cooperate: no tit-for-tat while leeching (see
+	// third_party/torrent/PKGTORRENT.md).
+	tc.UploadWhileLeeching = true
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true
@@ -444,19 +448,25 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	return e, nil
 }
 
-// webseedPolicy decides when the webseeds join the torrent: at once when the
-// tracker knows no peer for it, else when peers have delivered nothing for
-// PeerGrace. (Leechers count as peers: a host that just completed is still a
-// leecher to the tracker until its "completed" announce.)
+// webseedPolicy decides when the webseeds join the torrent, and what they
+// fetch: they join at once when the tracker knows no peer for it, else when
+// peers have delivered nothing for PeerGrace. (Leechers count as peers: a
+// host that just completed is still a leecher to the tracker until its
+// "completed" announce.) Once in, the webseeds fetch only pieces no
+// connected peer has while the peers deliver, and any piece after the peers
+// have delivered nothing for PeerGrace: in a burst the mirror sends each
+// piece about once and the hosts trade the rest, and peers that hold pieces
+// but do not send them never hold up a fetch for longer than PeerGrace.
 func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if e.t.Complete().Bool() {
 		return
 	}
+	e.t.SetWebseedsLeavePeerPieces(true)
 	if swarm == 0 {
 		a.addWebseeds(e, "no peers in the swarm")
-		return
 	}
 	last, lastBytes := time.Now(), int64(0)
+	leave := true
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -473,9 +483,14 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			if b > lastBytes {
 				last, lastBytes = now, b
 			}
-			if now.Sub(last) >= a.cfg.PeerGrace {
+			delivering := now.Sub(last) < a.cfg.PeerGrace
+			if !delivering {
 				a.addWebseeds(e, "peers delivered nothing")
-				return
+			}
+			if delivering != leave {
+				leave = delivering
+				e.t.SetWebseedsLeavePeerPieces(leave)
+				a.log.Debug("webseeds leave peer pieces", "torrent", e.t.InfoHash().HexString(), "on", leave)
 			}
 		}
 	}

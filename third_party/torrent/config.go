@@ -126,6 +126,10 @@ type ClientConfig struct {
 	// large enough to fit a whole chunk, which is usually 16 KiB (see TorrentSpec.ChunkSize). If
 	// limit is not Inf, and burst is left at 0, the implementation will choose a suitable burst.
 	UploadRateLimiter *rate.Limiter
+	// Upload to every interested peer while leeching, not only to peers that have pieces we want
+	// and have sent us about as much as we sent them (pkgtorrent patch). For swarms of cooperating
+	// hosts, where the pieces come from a webseed and tit-for-tat only stalls the exchange.
+	UploadWhileLeeching bool
 	// Rate limits all reads from connections to peers. Each limiter token represents one byte. The
 	// Limiter's burst must be bigger than the largest Read performed on the underlying
 	// rate-limiting io.Reader minus one. This is likely to be the larger of the main read loop

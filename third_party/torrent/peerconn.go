@@ -1301,7 +1301,7 @@ func (c *PeerConn) uploadAllowed() bool {
 	if c.t.dataUploadDisallowed {
 		return false
 	}
-	if c.t.seeding() {
+	if c.t.seeding() || c.t.cl.config.UploadWhileLeeching {
 		return true
 	}
 	if !c.peerHasWantedPieces() {

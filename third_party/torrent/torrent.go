@@ -186,6 +186,9 @@ type Torrent struct {
 	activePieceHashes   int
 
 	connsWithAllPieces map[*Peer]struct{}
+	// Webseeds skip pieces a connected peer has (pkgtorrent patch, see
+	// SetWebseedsLeavePeerPieces).
+	webseedsLeavePeerPieces bool
 
 	// Last active PeerConn request for each chunk.
 	requestState map[RequestIndex]requestState

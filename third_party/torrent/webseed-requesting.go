@@ -286,7 +286,7 @@ func (t *Torrent) getWebseedRequestEnd(begin RequestIndex, slice webseedSliceInd
 	// Shorten webseed requests to avoid being penalized by webseeds for cancelling requests.
 	panicif.False(t.wantReceiveChunk(begin))
 	var end = begin + 1
-	for ; end < chunkEnd && t.wantReceiveChunk(end); end++ {
+	for ; end < chunkEnd && t.wantReceiveChunk(end) && !t.leavePieceToPeers(t.pieceIndexOfRequestIndex(end)); end++ {
 	}
 	panicif.GreaterThan(end, chunkEnd)
 	if webseed.PrintDebug && end != chunkEnd {
@@ -420,6 +420,9 @@ func (cl *Client) iterPossibleWebseedRequests() iter.Seq2[webseedUniqueRequestKe
 					// Pretty sure we want this and not the order state priority. That one is for
 					// client piece request order and ignores other states like hashing, marking
 					// etc. Order state priority would be faster otherwise.
+					if t.leavePieceToPeers(pieceIndex) {
+						return true
+					}
 					priority := p.effectivePriority()
 					firstRequest := p.requestIndexBegin() + cleanOpt.Value
 					panicif.GreaterThanOrEqual(firstRequest, t.maxEndRequest())
@@ -604,4 +607,25 @@ func (me endExclusive[T]) String() string {
 
 func endExclusiveString[T any](start, end T) string {
 	return endExclusive[T]{start, end}.String()
+}
+
+// SetWebseedsLeavePeerPieces sets whether the torrent's webseeds skip the pieces a connected peer
+// has (pkgtorrent patch). When on, a webseed request starts only at a piece no peer holds and stops
+// before the first piece one does, so that in a swarm the webseeds carry each piece about once and
+// the peers trade the rest. Requests in flight are not cancelled when it changes. Turn it off when
+// the peers stop delivering, or the webseeds never fetch what only slow peers hold.
+func (t *Torrent) SetWebseedsLeavePeerPieces(on bool) {
+	t.cl.lock()
+	defer t.cl.unlock()
+	if t.webseedsLeavePeerPieces == on {
+		return
+	}
+	t.webseedsLeavePeerPieces = on
+	t.cl.scheduleImmediateWebseedRequestUpdate("Torrent.SetWebseedsLeavePeerPieces")
+}
+
+// leavePieceToPeers reports whether the webseeds leave piece i to the peers: the torrent says so and a
+// connected peer has it (every webseed counts once in a piece's availability).
+func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
+	return t.webseedsLeavePeerPieces && t.piece(i).availability() > len(t.webSeeds)
 }
