@@ -336,6 +336,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer os.RemoveAll(d)
 		r.work = d
+	} else if err := os.MkdirAll(r.work, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: work directory: %w", err)
 	}
 	// Run by root, pkgtorrent-get starts its agents as an unprivileged user,
 	// who must reach the hosts' state directories below the work directory.
