@@ -250,20 +250,10 @@ func (p *piece) WriteAt(b []byte, off int64) (int, error) {
 		return len(b), nil // padding: never stored
 	}
 	m := min(int64(len(b)), n-off)
-	// A data file removed behind our back is written anew (second attempt).
-	for range 2 {
-		f, err := p.df.open()
-		if err != nil {
-			return 0, err
-		}
-		if _, err := f.WriteAt(b[:m], start+off); err != nil {
-			return 0, fmt.Errorf("writing %s: %w", p.df.path, err)
-		}
-		if p.df.touched() {
-			return len(b), nil
-		}
+	if err := p.df.writeAt(b[:m], start+off); err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("writing %s: the file keeps disappearing", p.df.path)
+	return len(b), nil
 }
 
 func (p *piece) MarkComplete() error    { return p.df.mark(p.idx, true) }
@@ -273,10 +263,14 @@ func (p *piece) Completion() storage.Completion {
 	return p.df.completion(p.idx)
 }
 
-// open returns the data file, creating it at its full size if needed.
+// open returns the data file, creating it if needed.
 func (df *dataFile) open() (*os.File, error) {
 	df.mu.Lock()
 	defer df.mu.Unlock()
+	return df.openLocked()
+}
+
+func (df *dataFile) openLocked() (*os.File, error) {
 	if df.f != nil {
 		return df.f, nil
 	}
@@ -291,23 +285,32 @@ func (df *dataFile) open() (*os.File, error) {
 	return f, nil
 }
 
-// touched records our own write, so that only writes by others make the
-// completion state stale. It reports false, and drops the open handle, when
-// the data file is no longer on disk.
-func (df *dataFile) touched() bool {
+// writeAt writes b at off and records the write as our own, so that only
+// writes by others make the completion state stale. Both happen under the
+// lock: a completion check between them would take our write for someone
+// else's (and a torrent sharing the file would see its verified data as
+// changed). A data file removed behind our back is written anew (second
+// attempt).
+func (df *dataFile) writeAt(b []byte, off int64) error {
 	df.mu.Lock()
 	defer df.mu.Unlock()
-	st, ok := statOf(df.path)
-	if !ok {
-		df.complete = nil
-		if df.f != nil {
-			df.f.Close()
-			df.f = nil
+	for range 2 {
+		f, err := df.openLocked()
+		if err != nil {
+			return err
 		}
-		return false
+		if _, err := f.WriteAt(b, off); err != nil {
+			return fmt.Errorf("writing %s: %w", df.path, err)
+		}
+		if st, ok := statOf(df.path); ok {
+			df.stamp = st
+			return nil
+		}
+		df.complete = nil
+		df.f.Close()
+		df.f = nil
 	}
-	df.stamp = st
-	return true
+	return fmt.Errorf("writing %s: the file keeps disappearing", df.path)
 }
 
 func statOf(path string) (stamp, bool) {
