@@ -452,11 +452,11 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 // fetch: they join at once when the tracker knows no peer for it, else when
 // peers have delivered nothing for PeerGrace. (Leechers count as peers: a
 // host that just completed is still a leecher to the tracker until its
-// "completed" announce.) Once in, the webseeds fetch only pieces no
-// connected peer has while the peers deliver, and any piece after the peers
-// have delivered nothing for PeerGrace: in a burst the mirror sends each
-// piece about once and the hosts trade the rest, and peers that hold pieces
-// but do not send them never hold up a fetch for longer than PeerGrace.
+// "completed" announce.) Once in, the webseeds fetch only the pieces no
+// connected peer has, unless peers that have pieces we want deliver nothing
+// for PeerGrace: in a burst the mirror sends each piece about once and the
+// hosts trade the rest, and peers that hold pieces but do not send them
+// never hold up a fetch for longer than PeerGrace.
 func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if e.t.Complete().Bool() {
 		return
@@ -465,7 +465,10 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if swarm == 0 {
 		a.addWebseeds(e, "no peers in the swarm")
 	}
-	last, lastBytes := time.Now(), int64(0)
+	start := time.Now()
+	lastBytes := int64(0)
+	lastDelivery := start // peers delivered something
+	lastFine := start     // peers delivered, or had nothing we want
 	leave := true
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -479,16 +482,16 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			return
 		case now := <-tick.C:
 			st := e.t.Stats()
-			b := st.PeerConns.BytesReadUsefulData.Int64()
-			if b > lastBytes {
-				last, lastBytes = now, b
+			if b := st.PeerConns.BytesReadUsefulData.Int64(); b > lastBytes {
+				lastBytes, lastDelivery, lastFine = b, now, now
+			} else if !e.t.PeersHaveWantedPieces() {
+				lastFine = now
 			}
-			delivering := now.Sub(last) < a.cfg.PeerGrace
-			if !delivering {
+			if now.Sub(lastDelivery) >= a.cfg.PeerGrace {
 				a.addWebseeds(e, "peers delivered nothing")
 			}
-			if delivering != leave {
-				leave = delivering
+			if l := now.Sub(lastFine) < a.cfg.PeerGrace; l != leave {
+				leave = l
 				e.t.SetWebseedsLeavePeerPieces(leave)
 				a.log.Debug("webseeds leave peer pieces", "torrent", e.t.InfoHash().HexString(), "on", leave)
 			}

@@ -629,3 +629,16 @@ func (t *Torrent) SetWebseedsLeavePeerPieces(on bool) {
 func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
 	return t.webseedsLeavePeerPieces && t.piece(i).availability() > len(t.webSeeds)
 }
+
+// PeersHaveWantedPieces reports whether a connected peer (webseeds are not peer conns) has a piece
+// the torrent still wants (pkgtorrent patch): whether peers could deliver something now.
+func (t *Torrent) PeersHaveWantedPieces() bool {
+	t.cl.rLock()
+	defer t.cl.rUnlock()
+	for c := range t.conns {
+		if c.peerHasWantedPieces() {
+			return true
+		}
+	}
+	return false
+}
