@@ -151,6 +151,9 @@ func start(cfg Config) (*Agent, error) {
 	// The hosts of a fleet cooperate: no tit-for-tat while leeching (see
 	// third_party/torrent/PKGTORRENT.md).
 	tc.UploadWhileLeeching = true
+	// Each host takes the webseed's slices in its own order: the hosts of a
+	// burst then fetch different pieces from the mirror.
+	tc.WebseedSliceOrderSeed = rand.Uint64() | 1
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true
@@ -493,7 +496,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			if l := now.Sub(lastFine) < a.cfg.PeerGrace; l != leave {
 				leave = l
 				e.t.SetWebseedsLeavePeerPieces(leave)
-				a.log.Debug("webseeds leave peer pieces", "torrent", e.t.InfoHash().HexString(), "on", leave)
+				a.log.Info("webseeds leave peer pieces", "torrent", e.t.InfoHash().HexString(), "on", leave)
 			}
 		}
 	}

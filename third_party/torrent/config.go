@@ -281,6 +281,12 @@ type ClientConfig struct {
 
 	DisableWebtorrent bool
 	DisableWebseeds   bool
+	// When not 0, the webseeds take the slices of a torrent in a pseudo-random order drawn from
+	// this seed rather than in index order (pkgtorrent patch). Hosts of a swarm that all fetch
+	// from the same webseed then rarely fetch the same slice at once; in index order, a host
+	// whose requests reach the first piece another host is still fetching keeps asking for
+	// the same pieces as that host, slice after slice.
+	WebseedSliceOrderSeed uint64
 
 	Callbacks Callbacks
 

@@ -164,7 +164,9 @@ func (cl *Client) updateWebseedRequests() {
 				cmp.Compare(l.t.info.Name, r.t.info.Name),
 				bytes.Compare(l.t.canonicalShortInfohash()[:], r.t.canonicalShortInfohash()[:]),
 				// Doing earlier chunks first means more compact files for partial file hashing.
-				cmp.Compare(l.sliceIndex, r.sliceIndex),
+				// With a slice order seed, slices come in this client's own order instead
+				// (pkgtorrent patch, see ClientConfig.WebseedSliceOrderSeed).
+				cmp.Compare(cl.webseedSliceOrder(l.sliceIndex), cl.webseedSliceOrder(r.sliceIndex)),
 			)
 			// Requests should be unique unless they're for different URLs.
 			if ret == 0 && l.url == r.url {
@@ -641,4 +643,18 @@ func (t *Torrent) PeersHaveWantedPieces() bool {
 		}
 	}
 	return false
+}
+
+// webseedSliceOrder is the rank of a slice in this client's webseed request order: the slice index,
+// or with ClientConfig.WebseedSliceOrderSeed a pseudo-random permutation of it (pkgtorrent patch).
+func (cl *Client) webseedSliceOrder(i webseedSliceIndex) uint64 {
+	seed := cl.config.WebseedSliceOrderSeed
+	if seed == 0 {
+		return uint64(i)
+	}
+	// splitmix64 of the seeded index: a bijection, so ties remain impossible.
+	z := uint64(i) + seed*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
