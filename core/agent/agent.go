@@ -448,7 +448,29 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	spreadOrder(t)
 	a.entries[ih] = e
 	go a.webseedPolicy(e, swarm)
+	go a.announceCompleted(e)
 	return e, nil
+}
+
+// announceCompleted tells the trackers that this host seeds the torrent as
+// soon as it has it all. The engine announces on its own schedule, which
+// may come after a small batch has long been fetched from the webseed; until
+// then a tracker would report the torrent with no seeder, and newcomers
+// would pull it from the mirror.
+func (a *Agent) announceCompleted(e *entry) {
+	select {
+	case <-a.stopped:
+		return
+	case <-e.t.Closed():
+		return
+	case <-e.t.Complete().On():
+	}
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for _, tr := range e.trackers {
+		if err := announceEvent(a.web, tr, e.t.InfoHash(), id, port, "completed"); err != nil {
+			a.log.Debug("completed announce failed", "tracker", tr, "err", err)
+		}
+	}
 }
 
 // webseedPolicy decides when the webseeds join the torrent, and what they

@@ -89,6 +89,12 @@ func (zeros) Read(b []byte) (int, error) {
 // announceStopped sends an HTTP tracker a "stopped" announce for ih from
 // the peer id and port the engine announced with.
 func announceStopped(c *http.Client, announce string, ih metainfo.Hash, id [20]byte, port int) error {
+	return announceEvent(c, announce, ih, id, port, "stopped")
+}
+
+// announceEvent tells an HTTP tracker an event ("stopped", "completed") of
+// this peer, which has nothing left to download.
+func announceEvent(c *http.Client, announce string, ih metainfo.Hash, id [20]byte, port int, event string) error {
 	u, err := url.Parse(announce)
 	if err != nil {
 		return err
@@ -103,7 +109,7 @@ func announceStopped(c *http.Client, announce string, ih metainfo.Hash, id [20]b
 	q.Set("uploaded", "0")
 	q.Set("downloaded", "0")
 	q.Set("left", "0")
-	q.Set("event", "stopped")
+	q.Set("event", event)
 	q.Set("compact", "1")
 	u.RawQuery = q.Encode()
 	resp, err := c.Get(u.String())
