@@ -87,14 +87,33 @@ func copyVerified(src, dst string, want expect) error {
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)
 	}
-	if err := check(io.TeeReader(in, out), want); err != nil {
+	w := &errWriter{w: out}
+	if err := check(io.TeeReader(in, w), want); err != nil {
 		out.Close()
+		if w.err != nil {
+			return fmt.Errorf("writing %s: %w", dst, w.err)
+		}
 		return err
 	}
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}
 	return nil
+}
+
+// errWriter keeps the error of its writer, so that a failed write is not
+// reported as the failed read the TeeReader turns it into.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // verify checks a file's size, piece hashes and (if wanted) SHA-256.
