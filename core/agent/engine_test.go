@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// Tests of the engine patches the agent relies on (third_party/torrent),
+// through the engine's public API, with real clients on loopback.
+
+func engineConfig(t *testing.T) *torrent.ClientConfig {
+	cfg := torrent.NewDefaultClientConfig()
+	cfg.ListenHost = torrent.LoopbackListenHost
+	cfg.ListenPort = 0
+	cfg.DataDir = t.TempDir()
+	cfg.NoDHT = true
+	cfg.DisableTrackers = true
+	cfg.NoDefaultPortForwarding = true
+	cfg.DisableAcceptRateLimiting = true
+	cfg.DisableUTP = true
+	cfg.Seed = true
+	cfg.Slogger = slog.New(slog.DiscardHandler)
+	return cfg
+}
+
+// seedTorrent writes a random file of n bytes into dir and returns its
+// single-file torrent (16 KiB pieces, as pkgtorrent's).
+func seedTorrent(t *testing.T, dir string, n int) *metainfo.MetaInfo {
+	t.Helper()
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	p := filepath.Join(dir, "blob")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := metainfo.Info{PieceLength: 16 << 10}
+	if err := info.BuildFromFilePath(p); err != nil {
+		t.Fatal(err)
+	}
+	mi := &metainfo.MetaInfo{}
+	var err error
+	if mi.InfoBytes, err = bencode.Marshal(info); err != nil {
+		t.Fatal(err)
+	}
+	return mi
+}
+
+// countingServer serves dir and counts the body bytes it sends.
+func countingServer(t *testing.T, dir string) (*httptest.Server, *atomic.Int64) {
+	var sent atomic.Int64
+	fs := http.FileServer(http.Dir(dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.ServeHTTP(countingWriter{w, &sent}, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &sent
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// With SetWebseedsLeavePeerPieces on, a leecher connected to a seeder takes
+// nothing from the webseed: every piece is the peer's.
+func TestWebseedsLeavePeerPieces(t *testing.T) {
+	const size = 4 << 20
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, size)
+	srv, sent := countingServer(t, seedDir)
+
+	scfg := engineConfig(t)
+	scfg.DataDir = seedDir
+	seeder, err := torrent.NewClient(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Close()
+	st, err := seeder.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-st.GotInfo()
+	if err := st.VerifyDataContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seeder to have the file", st.Complete().Bool)
+
+	lcfg := engineConfig(t)
+	lcfg.UploadWhileLeeching = true
+	lcfg.WebseedSliceOrderSeed = 12345
+	leecher, err := torrent.NewClient(lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leecher.Close()
+	lt, err := leecher.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-lt.GotInfo()
+	lt.SetWebseedsLeavePeerPieces(true)
+	if lt.PeersHaveWantedPieces() {
+		t.Error("no peer, yet PeersHaveWantedPieces")
+	}
+	lt.DownloadAll()
+	lt.AddClientPeer(seeder)
+	waitFor(t, "the seeder's pieces to be known", lt.PeersHaveWantedPieces)
+	lt.AddWebSeeds([]string{srv.URL + "/"})
+	waitFor(t, "the download", lt.Complete().Bool)
+	if n := sent.Load(); n != 0 {
+		t.Errorf("the webseed sent %d bytes; every piece was the peer's", n)
+	}
+	stats := lt.Stats()
+	if got := stats.PeerConns.BytesReadUsefulData.Int64(); got != size {
+		t.Errorf("%d bytes from the peer, want %d", got, size)
+	}
+	r := lt.NewReader()
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(seedDir, "blob"))
+	if string(got) != string(want) {
+		t.Error("downloaded data differs")
+	}
+}
+
+// Without a peer, SetWebseedsLeavePeerPieces leaves the webseed every piece,
+// in the order of WebseedSliceOrderSeed, and the data is right.
+func TestWebseedAlone(t *testing.T) {
+	const size = 3<<20 + 12345
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, size)
+	srv, sent := countingServer(t, seedDir)
+	cfg := engineConfig(t)
+	cfg.WebseedSliceOrderSeed = 99
+	cl, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	lt, err := cl.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-lt.GotInfo()
+	lt.SetWebseedsLeavePeerPieces(true)
+	if lt.PeersHaveWantedPieces() {
+		t.Error("no peer, yet PeersHaveWantedPieces")
+	}
+	lt.AddWebSeeds([]string{srv.URL + "/"})
+	lt.DownloadAll()
+	waitFor(t, "the download", lt.Complete().Bool)
+	if n := sent.Load(); n < size {
+		t.Errorf("the webseed sent %d bytes, want at least %d", n, size)
+	}
+	r := lt.NewReader()
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(seedDir, "blob"))
+	if string(got) != string(want) {
+		t.Error("downloaded data differs")
+	}
+}
