@@ -50,6 +50,7 @@ func flags() *pflag.FlagSet {
 	fs.Duration("connect-timeout", 3*time.Second, "give up when the service or agent cannot be reached in this time")
 	fs.Duration("stall-timeout", 15*time.Second, "give up when the download makes no progress for this long")
 	fs.Duration("peer-grace", time.Second, "how long peers may deliver nothing before the mirror joins")
+	fs.Bool("webseed-idle-pieces", false, "let the mirror also send pieces peers have but are not sending (bursts end sooner, the mirror sends more)")
 	fs.String("peer-host", "", "address the agent listens on for peers (empty: all)")
 	fs.Int("peer-port", 0, "port the agent listens on for peers (0: any)")
 	fs.Int64("upload-rate-limit", 0, "agent upload cap in bytes/s (0: none)")
@@ -169,6 +170,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"--state-dir", stateDir,
 			"--seed-time", k.Duration("seed-time").String(),
 			"--peer-grace", k.Duration("peer-grace").String(),
+			fmt.Sprintf("--webseed-idle-pieces=%t", k.Bool("webseed-idle-pieces")),
 			"--peer-host", k.String("peer-host"),
 			"--peer-port", fmt.Sprint(k.Int("peer-port")),
 			"--upload-rate-limit", fmt.Sprint(k.Int64("upload-rate-limit")),
@@ -199,6 +201,7 @@ func runAgent(ctx context.Context, k interface {
 	Duration(string) time.Duration
 	Int(string) int
 	Int64(string) int64
+	Bool(string) bool
 }, stateDir string, stderr io.Writer) int {
 	if err := agent.Reexec(); err != nil {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
@@ -222,6 +225,7 @@ func runAgent(ctx context.Context, k interface {
 		PeerPort:          k.Int("peer-port"),
 		SeedTime:          k.Duration("seed-time"),
 		PeerGrace:         k.Duration("peer-grace"),
+		WebseedIdlePieces: k.Bool("webseed-idle-pieces"),
 		UploadRateLimit:   k.Int64("upload-rate-limit"),
 		DownloadRateLimit: k.Int64("download-rate-limit"),
 		MaxDisk:           k.Int64("max-disk"),

@@ -49,6 +49,11 @@ type Config struct {
 	SeedTime time.Duration
 	// PeerGrace is how long peers may deliver nothing before the webseeds join.
 	PeerGrace time.Duration
+	// WebseedIdlePieces lets the webseeds also fetch pieces connected peers
+	// have but are not sending (by default they leave every piece a peer
+	// has to the peers): a fetch ends sooner when the peers are slower than
+	// the mirror, and the mirror sends more.
+	WebseedIdlePieces bool
 	// UploadRateLimit and DownloadRateLimit cap peer traffic in bytes/s (0: none).
 	UploadRateLimit   int64
 	DownloadRateLimit int64
@@ -486,6 +491,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if e.t.Complete().Bool() {
 		return
 	}
+	e.t.SetWebseedsLeaveOnlyRequestedPeerPieces(a.cfg.WebseedIdlePieces)
 	e.t.SetWebseedsLeavePeerPieces(true)
 	if swarm == 0 {
 		a.addWebseeds(e, "no peers in the swarm")

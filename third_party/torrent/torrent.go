@@ -189,6 +189,8 @@ type Torrent struct {
 	// Webseeds skip pieces a connected peer has (pkgtorrent patch, see
 	// SetWebseedsLeavePeerPieces).
 	webseedsLeavePeerPieces bool
+	// Only the pieces a peer conn is fetching (SetWebseedsLeaveOnlyRequestedPeerPieces).
+	webseedsLeaveOnlyRequested bool
 
 	// Last active PeerConn request for each chunk.
 	requestState map[RequestIndex]requestState

@@ -626,10 +626,37 @@ func (t *Torrent) SetWebseedsLeavePeerPieces(on bool) {
 	t.cl.scheduleImmediateWebseedRequestUpdate("Torrent.SetWebseedsLeavePeerPieces")
 }
 
+// SetWebseedsLeaveOnlyRequestedPeerPieces narrows SetWebseedsLeavePeerPieces to the pieces a peer
+// connection is fetching (pkgtorrent patch): the webseeds also take pieces peers have but nobody is
+// fetching from them, so that a fetch does not wait on slow peers while the webseed could deliver,
+// at the cost of more webseed traffic.
+func (t *Torrent) SetWebseedsLeaveOnlyRequestedPeerPieces(on bool) {
+	t.cl.lock()
+	defer t.cl.unlock()
+	if t.webseedsLeaveOnlyRequested == on {
+		return
+	}
+	t.webseedsLeaveOnlyRequested = on
+	t.cl.scheduleImmediateWebseedRequestUpdate("Torrent.SetWebseedsLeaveOnlyRequestedPeerPieces")
+}
+
 // leavePieceToPeers reports whether the webseeds leave piece i to the peers: the torrent says so and a
-// connected peer has it (every webseed counts once in a piece's availability).
+// connected peer has it (every webseed counts once in a piece's availability), and, if the torrent
+// leaves only requested pieces, a peer connection is fetching it.
 func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
-	return t.webseedsLeavePeerPieces && t.piece(i).availability() > len(t.webSeeds)
+	if !t.webseedsLeavePeerPieces || t.piece(i).availability() <= len(t.webSeeds) {
+		return false
+	}
+	if !t.webseedsLeaveOnlyRequested {
+		return true
+	}
+	p := t.piece(i)
+	for r := p.requestIndexBegin(); r < p.requestIndexMaxEnd(); r++ {
+		if t.requestingPeer(r) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // PeersHaveWantedPieces reports whether a connected peer (webseeds are not peer conns) has a piece
