@@ -129,16 +129,7 @@ func seederAndWebseed(t *testing.T, onlyRequested bool) {
 	lcfg := engineConfig(t)
 	lcfg.UploadWhileLeeching = true
 	lcfg.WebseedSliceOrderSeed = 12345
-	leecher, err := torrent.NewClient(lcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leecher.Close()
-	lt, err := leecher.AddTorrent(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-lt.GotInfo()
+	lt := addTorrent(t, lcfg, mi)
 	lt.SetWebseedsLeaveOnlyRequestedPeerPieces(onlyRequested)
 	lt.SetWebseedsLeavePeerPieces(true)
 	if lt.PeersHaveWantedPieces() {
@@ -159,16 +150,7 @@ func seederAndWebseed(t *testing.T, onlyRequested bool) {
 			t.Errorf("%d bytes from the peer, want %d", got, size)
 		}
 	}
-	r := lt.NewReader()
-	defer r.Close()
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := os.ReadFile(filepath.Join(seedDir, "blob"))
-	if string(got) != string(want) {
-		t.Error("downloaded data differs")
-	}
+	sameData(t, lt, seedDir)
 }
 
 // Without a peer, SetWebseedsLeavePeerPieces leaves the webseed every piece,
@@ -180,16 +162,7 @@ func TestWebseedAlone(t *testing.T) {
 	srv, sent := countingServer(t, seedDir)
 	cfg := engineConfig(t)
 	cfg.WebseedSliceOrderSeed = 99
-	cl, err := torrent.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	lt, err := cl.AddTorrent(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-lt.GotInfo()
+	lt := addTorrent(t, cfg, mi)
 	lt.SetWebseedsLeavePeerPieces(true)
 	if lt.PeersHaveWantedPieces() {
 		t.Error("no peer, yet PeersHaveWantedPieces")
@@ -200,7 +173,30 @@ func TestWebseedAlone(t *testing.T) {
 	if n := sent.Load(); n < size {
 		t.Errorf("the webseed sent %d bytes, want at least %d", n, size)
 	}
-	r := lt.NewReader()
+	sameData(t, lt, seedDir)
+}
+
+// addTorrent starts a client with cfg (closed at the end of the test) and
+// adds mi to it.
+func addTorrent(t *testing.T, cfg *torrent.ClientConfig, mi *metainfo.MetaInfo) *torrent.Torrent {
+	t.Helper()
+	cl, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	tt, err := cl.AddTorrent(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-tt.GotInfo()
+	return tt
+}
+
+// sameData checks the torrent's data against the seeded file.
+func sameData(t *testing.T, tt *torrent.Torrent, seedDir string) {
+	t.Helper()
+	r := tt.NewReader()
 	defer r.Close()
 	got, err := io.ReadAll(r)
 	if err != nil {
