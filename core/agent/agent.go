@@ -453,23 +453,15 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	spreadOrder(t)
 	a.entries[ih] = e
 	go a.webseedPolicy(e, swarm)
-	go a.announceCompleted(e)
 	return e, nil
 }
 
-// announceCompleted tells the trackers that this host seeds the torrent as
-// soon as it has it all. The engine announces on its own schedule, which
+// announceCompleted tells the trackers that this host seeds the torrent,
+// which it now has all of. The engine announces on its own schedule, which
 // may come after a small batch has long been fetched from the webseed; until
 // then a tracker would report the torrent with no seeder, and newcomers
 // would pull it from the mirror.
 func (a *Agent) announceCompleted(e *entry) {
-	select {
-	case <-a.stopped:
-		return
-	case <-e.t.Closed():
-		return
-	case <-e.t.Complete().On():
-	}
 	id, port := a.cl.PeerID(), a.cl.LocalPort()
 	for _, tr := range e.trackers {
 		if err := announceEvent(a.web, tr, e.t.InfoHash(), id, port, "completed"); err != nil {
@@ -486,9 +478,11 @@ func (a *Agent) announceCompleted(e *entry) {
 // connected peer has, unless peers that have pieces we want deliver nothing
 // for leaveGrace times PeerGrace: in a burst the mirror sends each piece
 // about once and the hosts trade the rest, and peers that hold pieces but do
-// not send them hold up a fetch for that long at most.
+// not send them hold up a fetch for that long at most. When the torrent is
+// complete, it tells the trackers (announceCompleted).
 func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if e.t.Complete().Bool() {
+		a.announceCompleted(e)
 		return
 	}
 	e.t.SetWebseedsLeaveOnlyRequestedPeerPieces(a.cfg.WebseedIdlePieces)
@@ -510,8 +504,13 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 		case <-e.t.Closed():
 			return
 		case <-e.t.Complete().On():
+			a.announceCompleted(e)
 			return
 		case now := <-tick.C:
+			if e.t.Complete().Bool() { // when both were ready
+				a.announceCompleted(e)
+				return
+			}
 			st := e.t.Stats()
 			if b := st.PeerConns.BytesReadUsefulData.Int64(); b > lastBytes {
 				lastBytes, lastDelivery, lastFine = b, now, now

@@ -111,16 +111,7 @@ func seederAndWebseed(t *testing.T, onlyRequested bool) {
 
 	scfg := engineConfig(t)
 	scfg.DataDir = seedDir
-	seeder, err := torrent.NewClient(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seeder.Close()
-	st, err := seeder.AddTorrent(mi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-st.GotInfo()
+	seeder, st := addTorrent(t, scfg, mi)
 	if err := st.VerifyDataContext(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +120,7 @@ func seederAndWebseed(t *testing.T, onlyRequested bool) {
 	lcfg := engineConfig(t)
 	lcfg.UploadWhileLeeching = true
 	lcfg.WebseedSliceOrderSeed = 12345
-	lt := addTorrent(t, lcfg, mi)
+	_, lt := addTorrent(t, lcfg, mi)
 	lt.SetWebseedsLeaveOnlyRequestedPeerPieces(onlyRequested)
 	lt.SetWebseedsLeavePeerPieces(true)
 	if lt.PeersHaveWantedPieces() {
@@ -162,7 +153,7 @@ func TestWebseedAlone(t *testing.T) {
 	srv, sent := countingServer(t, seedDir)
 	cfg := engineConfig(t)
 	cfg.WebseedSliceOrderSeed = 99
-	lt := addTorrent(t, cfg, mi)
+	_, lt := addTorrent(t, cfg, mi)
 	lt.SetWebseedsLeavePeerPieces(true)
 	if lt.PeersHaveWantedPieces() {
 		t.Error("no peer, yet PeersHaveWantedPieces")
@@ -178,7 +169,7 @@ func TestWebseedAlone(t *testing.T) {
 
 // addTorrent starts a client with cfg (closed at the end of the test) and
 // adds mi to it.
-func addTorrent(t *testing.T, cfg *torrent.ClientConfig, mi *metainfo.MetaInfo) *torrent.Torrent {
+func addTorrent(t *testing.T, cfg *torrent.ClientConfig, mi *metainfo.MetaInfo) (*torrent.Client, *torrent.Torrent) {
 	t.Helper()
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
@@ -190,7 +181,7 @@ func addTorrent(t *testing.T, cfg *torrent.ClientConfig, mi *metainfo.MetaInfo) 
 		t.Fatal(err)
 	}
 	<-tt.GotInfo()
-	return tt
+	return cl, tt
 }
 
 // sameData checks the torrent's data against the seeded file.
