@@ -2,10 +2,20 @@
 // announce with BEP 23 compact peer lists (and BEP 7 "peers6"), and BEP 48
 // scrape. State is in memory; a peer that stops announcing is forgotten
 // after two announce intervals.
+//
+// A peer is what the tracker saw: the address the announce came from, the
+// port it announced and its peer id, together. An announce (or a "stopped")
+// with another peer's id from another address makes or removes an entry of
+// its own and leaves the other peer's alone; there is no "ip" parameter, and
+// peer ids are never handed out. An announce costs time in proportion to the
+// number of peers it asks for, not to the size of the swarm, and locks only
+// one shard of the swarms.
 package tracker
 
 import (
 	"encoding/binary"
+	"hash/maphash"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,9 +32,14 @@ const DefaultInterval = 60 * time.Second
 // MinInterval is the smallest announce interval a tracker will advertise.
 const MinInterval = 10 * time.Second
 
+// MaxScrape is the most info hashes one scrape request may name. A scrape
+// that names none is refused: the tracker does not list its swarms.
+const MaxScrape = 64
+
 const (
 	defaultNumWant = 50
 	maxNumWant     = 200
+	numShards      = 64
 )
 
 // Tracker keeps the swarms and serves announce and scrape requests. It is
@@ -32,22 +47,48 @@ const (
 type Tracker struct {
 	interval time.Duration
 	now      func() time.Time
-
-	mu        sync.Mutex
-	swarms    map[string]*swarm // by 20-byte info hash
-	lastSweep time.Time
+	seed     maphash.Seed
+	shards   [numShards]shard
 }
 
+// shard holds the swarms whose info hash falls in it, under one lock, with
+// the swarms in a list ordered by their last announce (oldest first) so that
+// the swarms nobody announces to any more are forgotten a few at a time.
+type shard struct {
+	mu         sync.Mutex
+	swarms     map[string]*swarm // by 20-byte info hash
+	head, tail *swarm
+}
+
+// swarm is the peers of one torrent. Seeders and leechers are kept in two
+// slices (each peer knows its position) for counting and sampling in
+// constant time, and in a list ordered by expiry (oldest first) for
+// forgetting them a few at a time.
 type swarm struct {
-	peers      map[string]*peer // by peer id
+	ih         string
+	peers      map[peerKey]*peer
+	seeders    []*peer
+	leechers   []*peer
+	head, tail *peer // by expiry
 	downloaded int64
+
+	expires    time.Time // of the last peer to announce
+	prev, next *swarm    // in the shard's list
+}
+
+// peerKey identifies a peer: the address it announced from, with the port it
+// announced, and its peer id.
+type peerKey struct {
+	addr netip.AddrPort
+	id   string
 }
 
 type peer struct {
-	addr    netip.AddrPort
-	id      string
-	seeder  bool
-	expires time.Time
+	key        peerKey
+	seeder     bool
+	pos        int // in seeders or leechers
+	expires    time.Time
+	prev, next *peer // in the swarm's expiry list
 }
 
 // New returns a tracker that asks peers to announce every interval
@@ -57,11 +98,19 @@ func New(interval time.Duration) *Tracker {
 		interval = DefaultInterval
 	}
 	interval = max(interval, MinInterval)
-	return &Tracker{interval: interval, now: time.Now, swarms: make(map[string]*swarm)}
+	t := &Tracker{interval: interval, now: time.Now, seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].swarms = make(map[string]*swarm)
+	}
+	return t
 }
 
 // Interval returns the announce interval the tracker advertises.
 func (t *Tracker) Interval() time.Duration { return t.interval }
+
+func (t *Tracker) shard(ih string) *shard {
+	return &t.shards[maphash.String(t.seed, ih)%numShards]
+}
 
 func fail(w http.ResponseWriter, reason string) {
 	w.Header().Set("Content-Type", "text/plain")
@@ -94,7 +143,8 @@ func remoteAddr(r *http.Request) (netip.Addr, bool) {
 	return a.Unmap().WithZone(""), true
 }
 
-// ServeAnnounce answers a BEP 3 announce request.
+// ServeAnnounce answers a BEP 3 announce request. The peer's address is the
+// one the request came from; an "ip" parameter is ignored.
 func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ih, id := q.Get("info_hash"), q.Get("peer_id")
@@ -136,54 +186,49 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 	}
 	event := q.Get("event")
 	compact := q.Get("compact") != "0"
+	key := peerKey{addr: netip.AddrPortFrom(ip, uint16(port)), id: id}
 
 	now := t.now()
-	t.mu.Lock()
-	t.sweepLocked(now)
-	s := t.swarms[ih]
+	sh := t.shard(ih)
+	sh.mu.Lock()
+	sh.expire(now)
+	s := sh.swarms[ih]
 	if s != nil {
-		s.prune(now)
+		s.expire(now)
 	}
-	if s == nil {
-		s = &swarm{peers: make(map[string]*peer)}
-		t.swarms[ih] = s
-	}
+	var list []netip.AddrPort
+	var complete, incomplete int64
 	if event == "stopped" {
-		delete(s.peers, id)
+		if s != nil {
+			if p := s.peers[key]; p != nil {
+				s.remove(p)
+			}
+		}
 	} else {
-		p := s.peers[id]
+		if s == nil {
+			s = &swarm{ih: ih, peers: make(map[peerKey]*peer)}
+			sh.swarms[ih] = s
+		}
+		p := s.peers[key]
 		if p == nil {
-			p = &peer{id: id}
-			s.peers[id] = p
+			p = &peer{key: key, pos: -1}
+			s.peers[key] = p
 		}
 		if event == "completed" && !p.seeder {
 			s.downloaded++
 		}
-		p.addr = netip.AddrPortFrom(ip, uint16(port))
-		p.seeder = left == 0
-		p.expires = now.Add(2 * t.interval)
+		s.set(p, left == 0)
+		s.touch(p, now.Add(2*t.interval))
+		sh.touch(s, p.expires)
+		list = s.sample(key, numWant)
 	}
-	complete, incomplete := s.counts()
-	var list []*peer
-	if event != "stopped" {
-		for pid, p := range s.peers { // map order is random: a random subset
-			if len(list) >= numWant {
-				break
-			}
-			if pid == id || p.addr == netip.AddrPortFrom(ip, uint16(port)) {
-				continue // never the announcer itself
-			}
-			// A seeder gets nothing from other seeders.
-			if left == 0 && p.seeder {
-				continue
-			}
-			list = append(list, p)
+	if s != nil {
+		complete, incomplete = int64(len(s.seeders)), int64(len(s.leechers))
+		if len(s.peers) == 0 {
+			sh.drop(s)
 		}
 	}
-	if len(s.peers) == 0 {
-		delete(t.swarms, ih)
-	}
-	t.mu.Unlock()
+	sh.mu.Unlock()
 
 	resp := map[string]any{
 		"interval":     int64(t.interval / time.Second),
@@ -193,13 +238,13 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 	}
 	if compact {
 		var v4, v6 []byte
-		for _, p := range list {
-			if p.addr.Addr().Is4() {
-				v4 = append(v4, p.addr.Addr().AsSlice()...)
-				v4 = binary.BigEndian.AppendUint16(v4, p.addr.Port())
+		for _, a := range list {
+			if a.Addr().Is4() {
+				v4 = append(v4, a.Addr().AsSlice()...)
+				v4 = binary.BigEndian.AppendUint16(v4, a.Port())
 			} else {
-				v6 = append(v6, p.addr.Addr().AsSlice()...)
-				v6 = binary.BigEndian.AppendUint16(v6, p.addr.Port())
+				v6 = append(v6, a.Addr().AsSlice()...)
+				v6 = binary.BigEndian.AppendUint16(v6, a.Port())
 			}
 		}
 		resp["peers"] = string(v4)
@@ -207,12 +252,12 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 			resp["peers6"] = string(v6)
 		}
 	} else {
+		// The dictionary model without "peer id": ids are not handed out.
 		peers := make([]map[string]any, 0, len(list))
-		for _, p := range list {
+		for _, a := range list {
 			peers = append(peers, map[string]any{
-				"peer id": p.id,
-				"ip":      p.addr.Addr().String(),
-				"port":    int64(p.addr.Port()),
+				"ip":   a.Addr().String(),
+				"port": int64(a.Port()),
 			})
 		}
 		resp["peers"] = peers
@@ -220,69 +265,217 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 	write(w, resp)
 }
 
-func (s *swarm) counts() (complete, incomplete int64) {
-	for _, p := range s.peers {
-		if p.seeder {
-			complete++
-		} else {
-			incomplete++
+// set puts p among the seeders or the leechers.
+func (s *swarm) set(p *peer, seeder bool) {
+	if p.pos >= 0 {
+		if p.seeder == seeder {
+			return
 		}
+		s.unlist(p)
 	}
-	return complete, incomplete
+	p.seeder = seeder
+	if seeder {
+		p.pos = len(s.seeders)
+		s.seeders = append(s.seeders, p)
+	} else {
+		p.pos = len(s.leechers)
+		s.leechers = append(s.leechers, p)
+	}
 }
 
-// sweepLocked forgets expired peers and empty swarms, at most twice per
-// interval. A swarm's completed count is forgotten with its last peer.
-func (t *Tracker) sweepLocked(now time.Time) {
-	if now.Sub(t.lastSweep) < t.interval/2 {
+// unlist takes p out of the seeders or leechers slice, moving the last one
+// into its place.
+func (s *swarm) unlist(p *peer) {
+	l := &s.leechers
+	if p.seeder {
+		l = &s.seeders
+	}
+	last := len(*l) - 1
+	(*l)[p.pos] = (*l)[last]
+	(*l)[p.pos].pos = p.pos
+	(*l)[last] = nil
+	*l = (*l)[:last]
+	p.pos = -1
+}
+
+// touch sets p's expiry and moves it to the end of the expiry list.
+func (s *swarm) touch(p *peer, expires time.Time) {
+	p.expires = expires
+	if s.tail == p {
 		return
 	}
-	t.lastSweep = now
-	for ih, s := range t.swarms {
-		s.prune(now)
-		if len(s.peers) == 0 {
-			delete(t.swarms, ih)
-		}
+	s.unlink(p)
+	p.prev = s.tail
+	if s.tail != nil {
+		s.tail.next = p
+	} else {
+		s.head = p
+	}
+	s.tail = p
+}
+
+func (s *swarm) unlink(p *peer) {
+	if p.prev != nil {
+		p.prev.next = p.next
+	} else if s.head == p {
+		s.head = p.next
+	}
+	if p.next != nil {
+		p.next.prev = p.prev
+	} else if s.tail == p {
+		s.tail = p.prev
+	}
+	p.prev, p.next = nil, nil
+}
+
+// remove forgets p.
+func (s *swarm) remove(p *peer) {
+	s.unlink(p)
+	s.unlist(p)
+	delete(s.peers, p.key)
+}
+
+// expire forgets the swarm's peers that have expired: the cost is in
+// proportion to the number forgotten.
+func (s *swarm) expire(now time.Time) {
+	for s.head != nil && now.After(s.head.expires) {
+		s.remove(s.head)
 	}
 }
 
-// prune forgets the swarm's expired peers.
-func (s *swarm) prune(now time.Time) {
-	for id, p := range s.peers {
-		if now.After(p.expires) {
-			delete(s.peers, id)
+// sample returns up to n distinct addresses of peers drawn at random from
+// the swarm, never the announcer's own (self) and, for a seeder, no other
+// seeder. It does a partial Fisher-Yates shuffle over the seeders then the
+// leechers without moving them, so its cost is in proportion to n.
+func (s *swarm) sample(self peerKey, n int) []netip.AddrPort {
+	var pool int
+	seeder := s.peers[self].seeder
+	if seeder {
+		pool = len(s.leechers) // a seeder gets nothing from other seeders
+	} else {
+		pool = len(s.seeders) + len(s.leechers)
+	}
+	at := func(i int) *peer {
+		if seeder {
+			return s.leechers[i]
 		}
+		if i < len(s.seeders) {
+			return s.seeders[i]
+		}
+		return s.leechers[i-len(s.seeders)]
+	}
+	if n == 0 || pool == 0 {
+		return nil
+	}
+	out := make([]netip.AddrPort, 0, min(n, pool))
+	seen := make(map[netip.AddrPort]bool, min(n, pool))
+	// Entries skipped (the announcer's own, under its address or its id,
+	// and the same address under several ids) are few in a real swarm;
+	// bound the draws anyway.
+	draws := min(pool, 2*n+16)
+	swapped := make(map[int]int, draws) // the shuffle's moved positions
+	pos := func(i int) int {
+		if j, ok := swapped[i]; ok {
+			return j
+		}
+		return i
+	}
+	for i := 0; i < draws && len(out) < n; i++ {
+		j := i + rand.IntN(pool-i)
+		pi, pj := pos(i), pos(j)
+		swapped[j] = pi
+		swapped[i] = pj
+		p := at(pj)
+		if p.key.addr == self.addr || p.key.id == self.id || seen[p.key.addr] {
+			continue
+		}
+		seen[p.key.addr] = true
+		out = append(out, p.key.addr)
+	}
+	return out
+}
+
+// touch records that s had an announce whose peer expires at expires and
+// moves it to the end of the shard's list.
+func (sh *shard) touch(s *swarm, expires time.Time) {
+	s.expires = expires
+	if sh.tail == s {
+		return
+	}
+	sh.unlink(s)
+	s.prev = sh.tail
+	if sh.tail != nil {
+		sh.tail.next = s
+	} else {
+		sh.head = s
+	}
+	sh.tail = s
+}
+
+func (sh *shard) unlink(s *swarm) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else if sh.head == s {
+		sh.head = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else if sh.tail == s {
+		sh.tail = s.prev
+	}
+	s.prev, s.next = nil, nil
+}
+
+// drop forgets s. A swarm's completed count is forgotten with its last peer.
+func (sh *shard) drop(s *swarm) {
+	sh.unlink(s)
+	delete(sh.swarms, s.ih)
+}
+
+// expire forgets the shard's swarms whose every peer has expired (those
+// with no announce for two intervals): the cost is in proportion to the
+// number forgotten.
+func (sh *shard) expire(now time.Time) {
+	for sh.head != nil && now.After(sh.head.expires) {
+		sh.drop(sh.head)
 	}
 }
 
 // ServeScrape answers a BEP 48 scrape request for the info_hash parameters
-// given, or for every known torrent when there are none.
+// given: at least one and at most MaxScrape.
 func (t *Tracker) ServeScrape(w http.ResponseWriter, r *http.Request) {
 	hashes := r.URL.Query()["info_hash"]
+	if len(hashes) == 0 {
+		fail(w, "scrape needs info_hash: this tracker does not list its torrents")
+		return
+	}
+	if len(hashes) > MaxScrape {
+		fail(w, "scrape names more than "+strconv.Itoa(MaxScrape)+" info_hash")
+		return
+	}
 	for _, ih := range hashes {
 		if len(ih) != 20 {
 			fail(w, "info_hash must be 20 bytes")
 			return
 		}
 	}
-	files := make(map[string]any)
+	files := make(map[string]any, len(hashes))
 	now := t.now()
-	t.mu.Lock()
-	t.sweepLocked(now)
-	if len(hashes) == 0 {
-		for ih := range t.swarms {
-			hashes = append(hashes, ih)
-		}
-	}
 	for _, ih := range hashes {
 		var complete, incomplete, downloaded int64
-		if s := t.swarms[ih]; s != nil {
-			s.prune(now)
-			complete, incomplete = s.counts()
+		sh := t.shard(ih)
+		sh.mu.Lock()
+		sh.expire(now)
+		if s := sh.swarms[ih]; s != nil {
+			s.expire(now)
+			complete, incomplete = int64(len(s.seeders)), int64(len(s.leechers))
 			downloaded = s.downloaded
+			if len(s.peers) == 0 {
+				sh.drop(s)
+			}
 		}
+		sh.mu.Unlock()
 		files[ih] = map[string]any{"complete": complete, "incomplete": incomplete, "downloaded": downloaded}
 	}
-	t.mu.Unlock()
 	write(w, map[string]any{"files": files})
 }
