@@ -83,7 +83,7 @@ func checkInvariants(t *testing.T, tr *Tracker) {
 				if p.seeder {
 					l = s.seeders
 				}
-				if p.pos < 0 || p.pos >= len(l) || l[p.pos] != p {
+				if p.pos < 0 || p.pos >= len(l) || l[p.pos].p != p || l[p.pos].key != p.key {
 					t.Fatalf("peer not at its position")
 				}
 			}
@@ -122,7 +122,7 @@ func TestAnnounceModel(t *testing.T) {
 		}
 		h := hashes[rng.IntN(len(hashes))]
 		ip := netip.MustParseAddr(ips[rng.IntN(len(ips))])
-		key := peerKey{netip.AddrPortFrom(ip, uint16(1+rng.IntN(3))), ids[rng.IntN(len(ids))]}
+		key := peerKey{netip.AddrPortFrom(ip, uint16(1+rng.IntN(3))), [20]byte([]byte(ids[rng.IntN(len(ids))]))}
 		seeder := rng.IntN(2) == 0
 		event := events[rng.IntN(len(events))]
 		numWant := rng.IntN(12)
@@ -130,7 +130,7 @@ func TestAnnounceModel(t *testing.T) {
 		if seeder {
 			left = "0"
 		}
-		q := url.Values{"info_hash": {h}, "peer_id": {key.id}, "port": {fmt.Sprint(key.addr.Port())},
+		q := url.Values{"info_hash": {h}, "peer_id": {string(key.id[:])}, "port": {fmt.Sprint(key.addr.Port())},
 			"left": {left}, "numwant": {fmt.Sprint(numWant)}, "event": {event}}
 		r, got := direct(t, tr, netip.AddrPortFrom(ip, 40000).String(), q)
 

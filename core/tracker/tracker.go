@@ -67,8 +67,8 @@ type shard struct {
 type swarm struct {
 	ih         string
 	peers      map[peerKey]*peer
-	seeders    []*peer
-	leechers   []*peer
+	seeders    []slot
+	leechers   []slot
 	head, tail *peer // by expiry
 	downloaded int64
 
@@ -80,7 +80,14 @@ type swarm struct {
 // announced, and its peer id.
 type peerKey struct {
 	addr netip.AddrPort
-	id   string
+	id   [20]byte
+}
+
+// slot is a peer in the seeders or leechers slice, with its key alongside
+// so that sampling reads the slice alone.
+type slot struct {
+	key peerKey
+	p   *peer
 }
 
 type peer struct {
@@ -186,7 +193,7 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 	}
 	event := q.Get("event")
 	compact := q.Get("compact") != "0"
-	key := peerKey{addr: netip.AddrPortFrom(ip, uint16(port)), id: id}
+	key := peerKey{addr: netip.AddrPortFrom(ip, uint16(port)), id: [20]byte([]byte(id))}
 
 	now := t.now()
 	sh := t.shard(ih)
@@ -276,10 +283,10 @@ func (s *swarm) set(p *peer, seeder bool) {
 	p.seeder = seeder
 	if seeder {
 		p.pos = len(s.seeders)
-		s.seeders = append(s.seeders, p)
+		s.seeders = append(s.seeders, slot{p.key, p})
 	} else {
 		p.pos = len(s.leechers)
-		s.leechers = append(s.leechers, p)
+		s.leechers = append(s.leechers, slot{p.key, p})
 	}
 }
 
@@ -292,8 +299,8 @@ func (s *swarm) unlist(p *peer) {
 	}
 	last := len(*l) - 1
 	(*l)[p.pos] = (*l)[last]
-	(*l)[p.pos].pos = p.pos
-	(*l)[last] = nil
+	(*l)[p.pos].p.pos = p.pos
+	(*l)[last] = slot{}
 	*l = (*l)[:last]
 	p.pos = -1
 }
@@ -355,14 +362,14 @@ func (s *swarm) sample(self peerKey, n int) []netip.AddrPort {
 	} else {
 		pool = len(s.seeders) + len(s.leechers)
 	}
-	at := func(i int) *peer {
+	at := func(i int) *slot {
 		if seeder {
-			return s.leechers[i]
+			return &s.leechers[i]
 		}
 		if i < len(s.seeders) {
-			return s.seeders[i]
+			return &s.seeders[i]
 		}
-		return s.leechers[i-len(s.seeders)]
+		return &s.leechers[i-len(s.seeders)]
 	}
 	if n == 0 || pool == 0 {
 		return nil
