@@ -36,7 +36,9 @@ func defaultStateDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "pkgtorrent")
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("pkgtorrent-%d", os.Geteuid()))
+	// No predictable shared path (/tmp) as a fallback: another user could
+	// create it first. --state-dir must then be given.
+	return ""
 }
 
 func flags() *pflag.FlagSet {
@@ -60,6 +62,7 @@ func flags() *pflag.FlagSet {
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
 	fs.String("metrics-listen", "", "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
 	fs.StringSlice("http-only", fetch.DefaultHTTPOnly, "file name patterns always downloaded over plain HTTP from their URL, never through a torrent (repository databases, signatures)")
+	fs.Int64("http-only-max-size", fetch.DefaultHTTPOnlyMaxSize, "largest file downloaded because it matches http-only, in bytes (-1: no cap)")
 	fs.Bool("json", false, "print a JSON summary on stdout (status: JSON instead of text)")
 	fs.Bool("quiet", false, "no progress output")
 	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
@@ -99,6 +102,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			json.NewEncoder(stdout).Encode(map[string]string{"error": err.Error()})
 		}
 		return 1
+	}
+	if stateDir == "" {
+		return fail(fmt.Errorf("no state directory: set state-dir (neither XDG_CACHE_HOME nor HOME is set)"))
 	}
 	switch {
 	case len(pos) == 1 && pos[0] == "agent":
@@ -155,15 +161,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	cfg := fetch.Config{
-		Service:        k.String("service"),
-		Mirrors:        k.Strings("mirror"),
-		StateDir:       stateDir,
-		ConnectTimeout: k.Duration("connect-timeout"),
-		StallTimeout:   k.Duration("stall-timeout"),
-		HTTPFallback:   k.Bool("http-fallback"),
-		AgentUser:      k.String("agent-user"),
-		HTTPOnly:       k.Strings("http-only"),
-		Warn:           func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
+		Service:         k.String("service"),
+		Mirrors:         k.Strings("mirror"),
+		StateDir:        stateDir,
+		ConnectTimeout:  k.Duration("connect-timeout"),
+		StallTimeout:    k.Duration("stall-timeout"),
+		HTTPFallback:    k.Bool("http-fallback"),
+		AgentUser:       k.String("agent-user"),
+		HTTPOnly:        k.Strings("http-only"),
+		HTTPOnlyMaxSize: k.Int64("http-only-max-size"),
+		Warn:            func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
 		AgentCommand: []string{exe, "agent",
 			"--config", os.DevNull,
@@ -178,7 +185,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"--max-disk", fmt.Sprint(k.Int64("max-disk")),
 			"--log-level", k.String("log-level"),
 			"--metrics-listen", k.String("metrics-listen"),
+			"--service", k.String("service"),
 		},
+	}
+	for _, m := range k.Strings("mirror") {
+		cfg.AgentCommand = append(cfg.AgentCommand, "--mirror", m)
 	}
 	if !k.Bool("quiet") {
 		f, _ := stderr.(*os.File)
@@ -202,11 +213,24 @@ func runAgent(ctx context.Context, k interface {
 	Int(string) int
 	Int64(string) int64
 	Bool(string) bool
+	Strings(string) []string
 }, stateDir string, stderr io.Writer) int {
+	if os.Geteuid() == 0 {
+		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", agent.ErrRoot)
+		return 1
+	}
 	if err := agent.Reexec(); err != nil {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
 		return 1
 	}
+	// From here on the agent's output goes to its log.
+	logf, err := agent.OpenLog(stateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
+		return 1
+	}
+	defer logf.Close()
+	stderr = logf
 	if prefix := os.Getenv("PKGTORRENT_CPUPROFILE"); prefix != "" {
 		// A CPU profile of the agent for pprof, written when it exits
 		// (for the benchmark; not a setting).
@@ -219,7 +243,7 @@ func runAgent(ctx context.Context, k interface {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: log-level: %v\n", err)
 		return 2
 	}
-	err := agent.Run(ctx, agent.Config{
+	err = agent.Run(ctx, agent.Config{
 		StateDir:          stateDir,
 		PeerHost:          k.String("peer-host"),
 		PeerPort:          k.Int("peer-port"),
@@ -230,6 +254,8 @@ func runAgent(ctx context.Context, k interface {
 		DownloadRateLimit: k.Int64("download-rate-limit"),
 		MaxDisk:           k.Int64("max-disk"),
 		MetricsListen:     k.String("metrics-listen"),
+		Service:           k.String("service"),
+		Mirrors:           k.Strings("mirror"),
 		Logger:            slog.New(slog.NewTextHandler(agent.BestEffort(stderr), &slog.HandlerOptions{Level: level})),
 	})
 	if err == agent.ErrRunning {

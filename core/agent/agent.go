@@ -66,6 +66,12 @@ type Config struct {
 	MetricsListen string
 	// Logger receives the agent's log; nil discards it.
 	Logger *slog.Logger
+	// Service and Mirrors are the service and mirror base URLs the agent
+	// was configured with. A client other than root and the agent's own
+	// user gets only torrents this service vouches for (the service serves
+	// the same torrent for the batch), with mirrors from this list.
+	Service string
+	Mirrors []string
 }
 
 // Agent is a running agent.
@@ -134,10 +140,14 @@ func start(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+	// Nothing the agent writes is for other users: which packages a host
+	// fetched is its own business. The agent's group (the users an admin
+	// lets in) may read the data and use the socket.
+	syscall.Umask(0o027)
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("opening agent lock: %w", err)
 	}
@@ -191,9 +201,14 @@ func start(cfg Config) (*Agent, error) {
 		cl.Close()
 		return nil, fmt.Errorf("listening on agent socket: %w", err)
 	}
-	// Package managers run as root, pacman's downloader may not: any local
-	// user may ask for public packages.
-	os.Chmod(sock, 0o666)
+	// Root (the package managers) and the agent's own user and group may
+	// use the agent; an admin lets another user in by adding it to the
+	// agent's group.
+	if err := os.Chmod(sock, 0o660); err != nil {
+		ln.Close()
+		cl.Close()
+		return nil, fmt.Errorf("agent socket: %w", err)
+	}
 	now := time.Now()
 	a := &Agent{
 		cfg: cfg, lock: lock, log: log, cl: cl, store: st, ln: ln, start: now,
@@ -267,21 +282,32 @@ func (a *Agent) shutdown(why string) {
 	})
 }
 
+// requestTimeout bounds the time a client takes to send its request.
+const requestTimeout = 30 * time.Second
+
 func (a *Agent) handle(c net.Conn) {
 	defer c.Close()
+	trusted := a.trusted(c)
+	enc := json.NewEncoder(c)
 	r := bufio.NewReader(c)
-	line, err := r.ReadBytes('\n')
+	c.SetReadDeadline(time.Now().Add(requestTimeout))
+	line, err := readLine(r, MaxRequest)
 	if err != nil {
+		enc.Encode(Reply{Type: "error", Error: "bad request: " + err.Error()})
 		return
 	}
+	c.SetReadDeadline(time.Time{})
 	var req Request
-	enc := json.NewEncoder(c)
 	if err := json.Unmarshal(line, &req); err != nil {
 		enc.Encode(Reply{Type: "error", Error: "bad request: " + err.Error()})
 		return
 	}
 	switch req.Op {
 	case "stop":
+		if !trusted {
+			enc.Encode(Reply{Type: "error", Error: "only root and the agent's user may stop the agent"})
+			return
+		}
 		enc.Encode(Reply{Type: "done"})
 		a.shutdown("stop requested")
 	case "status":
@@ -301,7 +327,7 @@ func (a *Agent) handle(c net.Conn) {
 			io.Copy(io.Discard, r)
 			cancel()
 		}()
-		err := a.fetch(ctx, req, func(rep Reply) error { return enc.Encode(rep) })
+		err := a.fetch(ctx, req, trusted, func(rep Reply) error { return enc.Encode(rep) })
 		cancel()
 		if err != nil {
 			enc.Encode(Reply{Type: "error", Error: err.Error()})
@@ -311,6 +337,47 @@ func (a *Agent) handle(c net.Conn) {
 	}
 }
 
+// readLine reads one newline-terminated line of at most max bytes.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > max {
+			return nil, fmt.Errorf("request longer than %d bytes", max)
+		}
+		line = append(line, frag...)
+		if err == nil {
+			return line, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+	}
+}
+
+// trusted reports whether the client on c is root or the agent's own user
+// (SO_PEERCRED): they may stop the agent and name any torrent and mirror;
+// anyone else who can reach the socket (the agent's group) gets only what
+// the configured service vouches for.
+func (a *Agent) trusted(c net.Conn) bool {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *syscall.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return false
+	}
+	return cred.Uid == 0 || int(cred.Uid) == os.Geteuid()
+}
+
 func (a *Agent) busy(delta int) {
 	a.mu.Lock()
 	a.active += delta
@@ -318,12 +385,17 @@ func (a *Agent) busy(delta int) {
 	a.mu.Unlock()
 }
 
-func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) error {
+func (a *Agent) fetch(ctx context.Context, req Request, trusted bool, send func(Reply) error) error {
 	a.busy(1)
 	defer a.busy(-1)
 	mi, info, mirrors, err := pmeta.Parse(req.Torrent)
 	if err != nil {
 		return err
+	}
+	if !trusted {
+		if err := a.vouch(ctx, req, info); err != nil {
+			return err
+		}
 	}
 	e, err := a.add(mi, info, append(mirrors, req.Mirrors...))
 	if err != nil {
@@ -351,6 +423,8 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	var lastDone int64
+	lastMove := time.Now()
 	for {
 		done := e.t.Complete().On()
 		if err := e.failed.Load(); err != nil {
@@ -380,15 +454,21 @@ func (a *Agent) fetch(ctx context.Context, req Request, send func(Reply) error) 
 				return err
 			}
 			// The client places the files, then hangs up: until then the
-			// data must stay (see enforceMaxDisk).
+			// data must stay (see enforceMaxDisk), for a bounded time.
 			select {
 			case <-ctx.Done():
 			case <-a.stopped:
-			case <-time.After(10 * time.Minute):
+			case <-time.After(placeTimeout):
 			}
 			return nil
 		case <-tick.C:
-			if err := send(Reply{Type: "progress", Progress: progress()}); err != nil {
+			p := progress()
+			if c := e.t.BytesCompleted(); c > lastDone {
+				lastDone, lastMove = c, time.Now()
+			} else if time.Since(lastMove) > fetchStall {
+				return fmt.Errorf("no progress for %s", fetchStall)
+			}
+			if err := send(Reply{Type: "progress", Progress: p}); err != nil {
 				return err
 			}
 		}

@@ -17,6 +17,9 @@ const SocketName = "agent.sock"
 // SocketPath returns the socket of the agent for stateDir.
 func SocketPath(stateDir string) string { return filepath.Join(stateDir, SocketName) }
 
+// MaxRequest bounds the size of one request line in bytes.
+const MaxRequest = 64 << 20
+
 // Request is one line a client sends to the agent.
 type Request struct {
 	// Op is "fetch", "status", "metrics" or "stop".
@@ -99,6 +102,9 @@ func (c *Conn) Send(r Request) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
+	}
+	if len(b) >= MaxRequest {
+		return fmt.Errorf("request of %d bytes is over the agent's limit of %d", len(b), MaxRequest)
 	}
 	_, err = c.c.Write(append(b, '\n'))
 	return err

@@ -99,3 +99,10 @@ func ValidDigest(s string) bool {
 	}
 	return true
 }
+
+// TorrentURL is where the service at serviceURL (its file root) serves the
+// torrent of the batch with this digest (GET; POST the file list when the
+// service answers 412).
+func TorrentURL(serviceURL, digest string) string {
+	return strings.TrimSuffix(serviceURL, "/") + "/.pkgtorrent/v1/torrent/" + digest
+}

@@ -14,12 +14,13 @@ import (
 
 // plainHTTP downloads every item from its URL, each to a temporary file
 // beside its output, checks length and sha256, and renames it into place.
-func plainHTTP(ctx context.Context, cfg Config, items []Item) (Result, error) {
+// A file over max bytes (0: no cap) is refused.
+func plainHTTP(ctx context.Context, cfg Config, items []Item, max int64) (Result, error) {
 	hc := httpClient(cfg)
 	defer hc.CloseIdleConnections()
 	var res Result
 	for _, it := range items {
-		n, err := download(ctx, hc, cfg.StallTimeout, it)
+		n, err := download(ctx, hc, cfg.StallTimeout, it, max)
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", it.URL, err)
 		}
@@ -30,7 +31,7 @@ func plainHTTP(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	return res, nil
 }
 
-func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item) (_ int64, err error) {
+func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item, max int64) (_ int64, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, it.URL, nil)
@@ -44,6 +45,13 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	var body io.Reader = resp.Body
+	if max > 0 {
+		if resp.ContentLength > max {
+			return 0, fmt.Errorf("%d bytes is over the cap of %d (http-only-max-size)", resp.ContentLength, max)
+		}
+		body = io.LimitReader(resp.Body, max+1)
 	}
 	dir, base := filepath.Split(it.Output)
 	if dir == "" {
@@ -63,12 +71,15 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 	timer := time.AfterFunc(stall, func() { cancel(fmt.Errorf("no data for %s", stall)) })
 	defer timer.Stop()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), stallReader{resp.Body, timer, stall})
+	n, err := io.Copy(io.MultiWriter(f, h), stallReader{body, timer, stall})
 	if err != nil {
 		if c := context.Cause(ctx); c != nil {
 			err = c
 		}
 		return 0, fmt.Errorf("downloading: %w", err)
+	}
+	if max > 0 && n > max {
+		return 0, fmt.Errorf("more than the cap of %d bytes (http-only-max-size)", max)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return 0, fmt.Errorf("got %d bytes, want %d", n, resp.ContentLength)

@@ -31,9 +31,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// APIPrefix is the service's versioned API path, relative to its URL.
-const APIPrefix = ".pkgtorrent/v1/"
-
 // Config configures a fetch.
 type Config struct {
 	// Service is the service's base URL; its files are served under it.
@@ -64,7 +61,14 @@ type Config struct {
 	// repository databases and signatures, small and changing constantly.
 	// DefaultHTTPOnly holds pacman's.
 	HTTPOnly []string
+	// HTTPOnlyMaxSize caps the size of a file downloaded because it
+	// matches HTTPOnly (0: DefaultHTTPOnlyMaxSize; negative: no cap).
+	HTTPOnlyMaxSize int64
 }
+
+// DefaultHTTPOnlyMaxSize is the default HTTPOnlyMaxSize: above the largest
+// repository databases, far below what would fill a disk.
+const DefaultHTTPOnlyMaxSize = 256 << 20
 
 // DefaultHTTPOnly are the HTTPOnly patterns of a pacman host: sync
 // databases, their file lists, and every detached signature.
@@ -129,7 +133,11 @@ func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	}
 	var dres Result
 	if len(direct) > 0 {
-		r, err := plainHTTP(ctx, cfg, direct)
+		max := cfg.HTTPOnlyMaxSize
+		if max == 0 {
+			max = DefaultHTTPOnlyMaxSize
+		}
+		r, err := plainHTTP(ctx, cfg, direct, max)
 		if err != nil {
 			return Result{}, err
 		}
@@ -161,7 +169,7 @@ func viaPeers(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if cfg.Warn != nil {
 		cfg.Warn(fmt.Sprintf("torrent fetch failed (%v); downloading over plain HTTP", err))
 	}
-	res, ferr := plainHTTP(ctx, cfg, items)
+	res, ferr := plainHTTP(ctx, cfg, items, 0)
 	if ferr != nil {
 		return Result{}, fmt.Errorf("%v; plain HTTP fallback: %w", err, ferr)
 	}
@@ -264,7 +272,7 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 			}
 			w := want[rels[i]]
 			w.sha256 = it.SHA256
-			if err := place(src, it.Output, w); err != nil {
+			if err := place(cfg.StateDir, src, it.Output, w); err != nil {
 				placeErrs[i] = fmt.Errorf("%s: %w", it.Output, err)
 				return nil
 			}
@@ -355,7 +363,7 @@ type serviceError struct {
 func getTorrent(ctx context.Context, cfg Config, digest string, rels []string) ([]byte, error) {
 	hc := httpClient(cfg)
 	defer hc.CloseIdleConnections()
-	u := strings.TrimSuffix(cfg.Service, "/") + "/" + APIPrefix + "torrent/" + digest
+	u := batch.TorrentURL(cfg.Service, digest)
 	do := func(method string, body []byte) ([]byte, int, error) {
 		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 		if err != nil {
@@ -425,16 +433,9 @@ func dialAgent(ctx context.Context, cfg Config) (*agent.Conn, error) {
 	if err := prepareStateDir(cfg.StateDir, id); err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening agent log: %w", err)
-	}
-	defer logf.Close()
-	if id.cred != nil {
-		logf.Chown(int(id.cred.Uid), int(id.cred.Gid))
-	}
+	// The agent opens its log itself (as the agent user): root opens
+	// nothing in a directory the agent user controls.
 	cmd := exec.Command(cfg.AgentCommand[0], cfg.AgentCommand[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: id.cred}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting agent: %w", err)
@@ -449,7 +450,7 @@ func dialAgent(ctx context.Context, cfg Config) (*agent.Conn, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("agent did not start within %s (see %s)", cfg.ConnectTimeout, logf.Name())
+			return nil, fmt.Errorf("agent did not start within %s (see %s)", cfg.ConnectTimeout, filepath.Join(cfg.StateDir, agent.LogName))
 		case <-exited:
 			// Another agent may have won the race for the state directory.
 			if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {

@@ -75,3 +75,31 @@ func TestRunHTTPOnlySkipsService(t *testing.T) {
 		t.Error("no error with the service down, the fallback off and no http-only patterns")
 	}
 }
+
+// An http-only file over the cap is refused, whether the server announces
+// its length or not, and nothing is left at the destination.
+func TestHTTPOnlyMaxSize(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "chunked.db") {
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		w.Write([]byte(big))
+	}))
+	defer srv.Close()
+	for _, name := range []string{"sized.db", "chunked.db"} {
+		dir := t.TempDir()
+		items := []Item{{URL: srv.URL + "/core/os/x86_64/" + name, Output: filepath.Join(dir, name+".part")}}
+		cfg := Config{HTTPOnly: DefaultHTTPOnly, HTTPOnlyMaxSize: 4096}
+		if _, err := Run(context.Background(), cfg, items); err == nil || !strings.Contains(err.Error(), "http-only-max-size") {
+			t.Errorf("%s: error %v, want the cap named", name, err)
+		}
+		if es, _ := os.ReadDir(dir); len(es) != 0 {
+			t.Errorf("%s: left %d files behind", name, len(es))
+		}
+		cfg.HTTPOnlyMaxSize = 5000
+		if _, err := Run(context.Background(), cfg, items); err != nil {
+			t.Errorf("%s at the cap: %v", name, err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -25,15 +26,17 @@ type expect struct {
 	sha256 []byte
 }
 
-// place puts a verified copy of src at out: hard link (or copy) to a
-// temporary name beside out, verify it, rename. out is replaced, never
-// followed if it is a symlink; on error nothing is left behind.
+// place puts a verified copy of the agent's data file src at out: copied
+// to a temporary name beside out and checked in the same pass, then
+// renamed. out is replaced, never followed if it is a symlink; on error
+// nothing is left behind.
 //
-// src is hard-linked only when it belongs to the caller: a file of an agent
-// running as another user is copied, so that the agent cannot change the
-// placed file after it was verified. src must be a regular file (a symlink
-// or FIFO handed over by the agent is refused).
-func place(src, out string, want expect) (err error) {
+// The placed file is always a copy, never a link: the agent (another user
+// when the caller is root, the store of a long-running agent otherwise) can
+// rewrite its data file after it was verified, and a placed file never
+// changes. src is opened beneath stateDir without following symlinks (see
+// openData).
+func place(stateDir, src, out string, want expect) (err error) {
 	dir, base := filepath.Split(out)
 	if dir == "" {
 		dir = "."
@@ -46,12 +49,12 @@ func place(src, out string, want expect) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if ownFile(src) && os.Link(src, tmp) == nil {
-		err = verify(tmp, want)
-	} else {
-		err = copyVerified(src, tmp, want)
-	}
+	in, err := openData(stateDir, src)
 	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := copyVerified(in, tmp, want); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -60,29 +63,49 @@ func place(src, out string, want expect) (err error) {
 	return nil
 }
 
-// ownFile reports whether p is a regular file (not a symlink) owned by the
-// effective user.
-func ownFile(p string) bool {
-	fi, err := os.Lstat(p)
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
+// openData opens the agent's data file src, which must lie beneath
+// stateDir. The state directory belongs to the agent user, who may swap any
+// path in it for a symlink at any moment: every component below stateDir
+// is opened relative to its parent's descriptor without following a
+// symlink, and the file without blocking (a FIFO or device is refused).
+func openData(stateDir, src string) (*os.File, error) {
+	absDir, err1 := filepath.Abs(stateDir)
+	absSrc, err2 := filepath.Abs(src)
+	rel, err3 := filepath.Rel(absDir, absSrc)
+	if err := errors.Join(err1, err2, err3); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil, fmt.Errorf("agent data %s is not in the state directory %s", src, stateDir)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
+	fd, err := syscall.Open(absDir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening state directory: %w", err)
+	}
+	parts := strings.Split(rel, "/")
+	for i, p := range parts {
+		flags := syscall.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+		if i < len(parts)-1 {
+			flags |= syscall.O_DIRECTORY
+		} else {
+			flags |= syscall.O_NONBLOCK
+		}
+		next, err := syscall.Openat(fd, p, flags, 0)
+		syscall.Close(fd)
+		if err != nil {
+			return nil, fmt.Errorf("opening agent data %s (no symlinks followed): %w", src, err)
+		}
+		fd = next
+	}
+	f := os.NewFile(uintptr(fd), src)
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("agent data %s is not a regular file", src)
+	}
+	return f, nil
 }
 
-// copyVerified copies src to a new file dst and checks, in the same pass,
-// the bytes it writes: the checked bytes are the placed ones, whatever src
-// becomes meanwhile.
-func copyVerified(src, dst string, want expect) error {
-	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return fmt.Errorf("opening agent data: %w", err)
-	}
-	defer in.Close()
-	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("agent data %s is not a regular file", src)
-	}
+// copyVerified copies in to a new file dst and checks, in the same pass,
+// the bytes it writes: the checked bytes are the placed ones, whatever the
+// source becomes meanwhile.
+func copyVerified(in io.Reader, dst string, want expect) error {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)
@@ -114,23 +137,6 @@ func (e *errWriter) Write(b []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
-}
-
-// verify checks a file's size, piece hashes and (if wanted) SHA-256.
-func verify(path string, want expect) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() != want.size {
-		return fmt.Errorf("size %d, want %d", fi.Size(), want.size)
-	}
-	return check(f, want)
 }
 
 // check reads a file's content from r to its end and checks its size, piece

@@ -71,7 +71,7 @@ func TestPlaceGood(t *testing.T) {
 			writeFile(t, src, data)
 			out := filepath.Join(outDir, "pkg.rpm")
 			want := expectFor(t, data, tail)
-			if err := place(src, out, want); err != nil {
+			if err := place(filepath.Dir(src), src, out, want); err != nil {
 				t.Errorf("size %d tail %v: place: %v", size, tail, err)
 				continue
 			}
@@ -86,7 +86,7 @@ func TestPlaceGood(t *testing.T) {
 			}
 			// Without a sha256 it is checked by pieces alone.
 			want.sha256 = nil
-			if err := place(src, out, want); err != nil {
+			if err := place(filepath.Dir(src), src, out, want); err != nil {
 				t.Errorf("size %d tail %v: place without sha256: %v", size, tail, err)
 			}
 		}
@@ -100,7 +100,7 @@ func TestPlaceReplacesExisting(t *testing.T) {
 	writeFile(t, src, data)
 	out := filepath.Join(dir, "out")
 	writeFile(t, out, []byte("old contents"))
-	if err := place(src, out, expectFor(t, data, false)); err != nil {
+	if err := place(filepath.Dir(src), src, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
@@ -119,7 +119,7 @@ func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 	if err := os.Symlink(victim, out); err != nil {
 		t.Fatal(err)
 	}
-	if err := place(src, out, expectFor(t, data, true)); err != nil {
+	if err := place(filepath.Dir(src), src, out, expectFor(t, data, true)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Lstat(out)
@@ -142,7 +142,7 @@ func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "nowhere"), out); err != nil {
 		t.Fatal(err)
 	}
-	if err := place(src, out, expectFor(t, data, true)); err != nil {
+	if err := place(filepath.Dir(src), src, out, expectFor(t, data, true)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !os.IsNotExist(err) {
@@ -186,7 +186,7 @@ func TestPlaceRejects(t *testing.T) {
 			src := filepath.Join(srcDir, "data")
 			writeFile(t, src, tt.src)
 			out := filepath.Join(outDir, "pkg.rpm")
-			err := place(src, out, tt.want)
+			err := place(filepath.Dir(src), src, out, tt.want)
 			if err == nil {
 				t.Fatal("place succeeded")
 			}
@@ -208,7 +208,7 @@ func TestPlaceRejects(t *testing.T) {
 	writeFile(t, src, corrupt(5))
 	out := filepath.Join(dir, "out")
 	writeFile(t, out, []byte("previous"))
-	if err := place(src, out, good); err == nil {
+	if err := place(filepath.Dir(src), src, out, good); err == nil {
 		t.Fatal("place of a corrupt file succeeded")
 	}
 	if got, _ := os.ReadFile(out); string(got) != "previous" {
@@ -226,10 +226,10 @@ func TestPlaceErrors(t *testing.T) {
 	writeFile(t, src, data)
 	want := expectFor(t, data, true)
 
-	if err := place(src, filepath.Join(dir, "missing", "out"), want); err == nil {
+	if err := place(filepath.Dir(src), src, filepath.Join(dir, "missing", "out"), want); err == nil {
 		t.Error("place into a missing directory succeeded")
 	}
-	if err := place(filepath.Join(dir, "nosrc"), filepath.Join(dir, "out"), want); err == nil {
+	if err := place(dir, filepath.Join(dir, "nosrc"), filepath.Join(dir, "out"), want); err == nil {
 		t.Error("place of a missing source succeeded")
 	}
 	// An output that is a directory cannot be replaced.
@@ -237,7 +237,7 @@ func TestPlaceErrors(t *testing.T) {
 	if err := os.Mkdir(od, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := place(src, od, want); err == nil {
+	if err := place(filepath.Dir(src), src, od, want); err == nil {
 		t.Error("place over a directory succeeded")
 	}
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"outdir", "src"}) {
@@ -257,7 +257,7 @@ func TestPlaceUnwritableDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o755) })
-	if err := place(src, filepath.Join(dir, "out"), expectFor(t, data, true)); err == nil {
+	if err := place(filepath.Dir(src), src, filepath.Join(dir, "out"), expectFor(t, data, true)); err == nil {
 		t.Error("place into an unwritable directory succeeded")
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
@@ -265,7 +265,7 @@ func TestPlaceUnwritableDir(t *testing.T) {
 	}
 }
 
-// Across file systems the hard link fails and place copies.
+// place copies across file systems too.
 func TestPlaceCopies(t *testing.T) {
 	shm, err := os.MkdirTemp("/dev/shm", "pkgtorrent-test-")
 	if err != nil {
@@ -277,7 +277,7 @@ func TestPlaceCopies(t *testing.T) {
 	writeFile(t, src, data)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "out")
-	if err := place(src, out, expectFor(t, data, false)); err != nil {
+	if err := place(filepath.Dir(src), src, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
@@ -286,7 +286,7 @@ func TestPlaceCopies(t *testing.T) {
 	bad := expectFor(t, data, false)
 	bad.sha256[0] ^= 1
 	out2 := filepath.Join(outDir, "out2")
-	if err := place(src, out2, bad); err == nil {
+	if err := place(filepath.Dir(src), src, out2, bad); err == nil {
 		t.Error("copied place with a wrong sha256 succeeded")
 	}
 	if names := dirNames(t, outDir); !slices.Equal(names, []string{"out"}) {
@@ -300,14 +300,14 @@ func TestCopyVerifiedExclusive(t *testing.T) {
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	writeFile(t, src, data)
 	writeFile(t, dst, []byte("old"))
-	if err := copyVerified(src, dst, expectFor(t, data, true)); err == nil {
+	if err := copyVerified(bytes.NewReader(data), dst, expectFor(t, data, true)); err == nil {
 		t.Error("copyVerified over an existing file succeeded")
 	}
 	if got, _ := os.ReadFile(dst); string(got) != "old" {
 		t.Errorf("existing file changed to %q", got)
 	}
 	dst2 := filepath.Join(dir, "dst2")
-	if err := copyVerified(src, dst2, expectFor(t, data, true)); err != nil {
+	if err := copyVerified(bytes.NewReader(data), dst2, expectFor(t, data, true)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(dst2); string(got) != "new" {
@@ -357,7 +357,7 @@ func TestPlaceForeignData(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	if err := place(src, out, expectFor(t, data, false)); err != nil {
+	if err := place(filepath.Dir(src), src, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.Stat(src)
@@ -375,11 +375,72 @@ func TestPlaceForeignData(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{link, fifo} {
-		if err := place(bad, filepath.Join(dir, "out2"), expectFor(t, data, false)); err == nil {
+		if err := place(dir, bad, filepath.Join(dir, "out2"), expectFor(t, data, false)); err == nil {
 			t.Errorf("placed from %s", bad)
 		}
 	}
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"fifo", "link", "out", "src"}) {
 		t.Errorf("directory holds %q", names)
+	}
+}
+
+// The placed file is always a new inode, even from the caller's own data:
+// the agent's store may rewrite its data file later (a crafted torrent
+// once made it rewrite a file's last piece), and a placed file never
+// changes after verification.
+func TestPlaceNeverLinks(t *testing.T) {
+	data := randBytes(2*pl+3, 8)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, data)
+	out := filepath.Join(dir, "out")
+	if err := place(dir, src, out, expectFor(t, data, false)); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.Stat(src)
+	b, _ := os.Stat(out)
+	if os.SameFile(a, b) || b.Sys().(*syscall.Stat_t).Nlink != 1 {
+		t.Fatal("the placed file is linked to the agent's data file")
+	}
+	f, err := os.OpenFile(src, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("rewritten"), int64(len(data))-9)
+	f.Close()
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Error("the placed file changed when the agent's data file was rewritten")
+	}
+}
+
+// The agent user owns the state directory and may swap any component of a
+// data path for a symlink: place follows none below the state directory,
+// and refuses data outside it.
+func TestPlaceSymlinkComponent(t *testing.T) {
+	data := randBytes(pl+1, 9)
+	state := t.TempDir()
+	elsewhere := t.TempDir()
+	writeFile(t, filepath.Join(elsewhere, "f"), data)
+	if err := os.Mkdir(filepath.Join(state, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(state, "data", "sub")); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(filepath.Join(elsewhere, "f"), filepath.Join(state, "data", "flink"))
+	out := t.TempDir()
+	for _, src := range []string{
+		filepath.Join(state, "data", "sub", "f"),
+		filepath.Join(state, "data", "flink"),
+		filepath.Join(elsewhere, "f"),
+		filepath.Join(state, "data", "..", "..", filepath.Base(elsewhere), "f"),
+	} {
+		err := place(state, src, filepath.Join(out, "o"), expectFor(t, data, false))
+		if err == nil {
+			t.Errorf("placed from %s", src)
+		}
+	}
+	if names := dirNames(t, out); len(names) != 0 {
+		t.Errorf("output directory holds %q", names)
 	}
 }

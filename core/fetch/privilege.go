@@ -56,25 +56,51 @@ func agentUser(name string) (agentIdentity, error) {
 	return agentIdentity{name: name, cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}, nil
 }
 
-// prepareStateDir creates the state directory and, when the agent runs as
-// another user, gives that user everything in it and checks that it can
-// reach it (every parent searchable by it).
+// prepareStateDir creates the state directory when missing and, when the
+// agent runs as another user, makes that directory (and only it) the agent
+// user's, mode 0750, and checks that the agent user can reach it (every
+// parent searchable by it).
+//
+// Root never follows a path the agent user controls: the directory is
+// opened without following a symlink and changed through that descriptor,
+// and nothing inside it is touched (the agent user owns it and may have
+// put anything there).
 func prepareStateDir(dir string, id agentIdentity) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
-	}
 	if id.cred == nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("creating state directory: %w", err)
+		}
 		return nil
 	}
-	uid, gid := int(id.cred.Uid), int(id.cred.Gid)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
+		return fmt.Errorf("creating parent of state directory: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("giving state directory %s to agent user %s: %w", dir, id.name, err)
+		return fmt.Errorf("opening state directory %s (a symlink is refused): %w", dir, err)
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	fi, err := d.Stat()
+	if err != nil {
+		return fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	uid, gid := int(id.cred.Uid), int(id.cred.Gid)
+	st := fi.Sys().(*syscall.Stat_t)
+	switch int(st.Uid) {
+	case uid:
+	case 0:
+		if err := d.Chown(uid, gid); err != nil {
+			return fmt.Errorf("giving state directory %s to agent user %s: %w", dir, id.name, err)
+		}
+		if err := d.Chmod(0o750); err != nil {
+			return fmt.Errorf("state directory %s: %w", dir, err)
+		}
+	default:
+		return fmt.Errorf("state directory %s belongs to uid %d, neither root nor agent user %s", dir, st.Uid, id.name)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

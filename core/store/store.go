@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -38,6 +39,17 @@ type Store struct {
 
 	mu    sync.Mutex
 	files map[string]*dataFile // by content key
+
+	// changes counts writes and releases of data files: Prune measures the
+	// disk again only when something changed since it last found the store
+	// under its cap.
+	changes  atomic.Uint64
+	pruneMu  sync.Mutex
+	clean    bool   // under pruneMu: the last Prune ended under its cap
+	cleanAt  uint64 // changes when that Prune measured
+	cleanMax int64
+	cleanUse int64
+	walks    int // measurements (for tests)
 }
 
 // New returns a store keeping its data under dir.
@@ -53,10 +65,11 @@ func (s *Store) Dir() string { return s.dir }
 
 // dataFile is the on-disk copy of one file content, shared by torrents.
 type dataFile struct {
-	key    string
-	path   string
-	size   int64
-	pieces int
+	changes *atomic.Uint64 // the store's
+	key     string
+	path    string
+	size    int64
+	pieces  int
 
 	mu       sync.Mutex
 	refs     int
@@ -70,12 +83,18 @@ type stamp struct {
 	mtime int64
 }
 
-// ContentKey returns the key of a file content: hex SHA-1 over its size and
-// its padded piece hashes.
-func ContentKey(size int64, pieceHashes []byte) string {
+// ContentKey returns the key of a file content: hex SHA-1 over its size,
+// its piece hashes and whether its last piece is hashed unpadded (the file
+// is last in its torrent). Without the last, a crafted torrent could name
+// a file's unpadded hashes as padded ones: the engine would find the last
+// piece wrong and rewrite it in the data file every other torrent shares.
+func ContentKey(size int64, pieceHashes []byte, unpadded bool) string {
 	h := sha1.New()
 	fmt.Fprintf(h, "%d\n", size)
 	h.Write(pieceHashes)
+	if unpadded {
+		io.WriteString(h, "unpadded\n")
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -112,7 +131,8 @@ func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
 	}
 	t := &Torrent{s: s, byPath: map[string]*dataFile{}}
 	var off int64
-	for _, fi := range info.UpvertedFiles() {
+	files := info.UpvertedFiles()
+	for i, fi := range files {
 		if fi.Attr != "" && strings.Contains(fi.Attr, "p") {
 			off += fi.Length
 			continue
@@ -128,9 +148,9 @@ func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
 			return nil, errors.New("torrent has fewer piece hashes than its files need")
 		}
 		hashes := info.Pieces[first*20 : (first+n)*20]
-		// The last file of a batch is unpadded; its key uses the hashes as
-		// given, so it only matches other unpadded copies, which is safe.
-		df := s.acquire(ContentKey(fi.Length, hashes), fi.Length, n)
+		// The last file of a batch is unpadded; its key says so, so it only
+		// matches other unpadded copies.
+		df := s.acquire(ContentKey(fi.Length, hashes, i == len(files)-1), fi.Length, n)
 		t.spans = append(t.spans, fileSpan{df: df, firstPiece: first})
 		t.byPath[strings.Join(fi.Path, "/")] = df
 		off += fi.Length
@@ -144,10 +164,11 @@ func (s *Store) acquire(key string, size int64, pieces int) *dataFile {
 	df := s.files[key]
 	if df == nil {
 		df = &dataFile{
-			key:    key,
-			path:   filepath.Join(s.dir, key[:2], key),
-			size:   size,
-			pieces: pieces,
+			changes: &s.changes,
+			key:     key,
+			path:    filepath.Join(s.dir, key[:2], key),
+			size:    size,
+			pieces:  pieces,
 		}
 		s.files[key] = df
 	}
@@ -168,6 +189,7 @@ func (t *Torrent) Close() error {
 }
 
 func (s *Store) release(df *dataFile) error {
+	s.changes.Add(1)
 	df.mu.Lock()
 	defer df.mu.Unlock()
 	df.refs--
@@ -292,6 +314,7 @@ func (df *dataFile) openLocked() (*os.File, error) {
 // changed). A data file removed behind our back is written anew (second
 // attempt).
 func (df *dataFile) writeAt(b []byte, off int64) error {
+	df.changes.Add(1)
 	df.mu.Lock()
 	defer df.mu.Unlock()
 	for range 2 {
@@ -380,7 +403,26 @@ func (s *Store) Complete(path string) bool {
 // written first, until the store's disk use is at most max bytes, and
 // returns the disk use left (blocks allocated, so sparse partial files count
 // what they hold). Data files from earlier runs count as unused.
+//
+// While the store has not changed since a Prune found it under the same
+// cap, Prune returns that measure without reading the disk again.
 func (s *Store) Prune(max int64) (int64, error) {
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
+	at := s.changes.Load()
+	if s.clean && s.cleanAt == at && s.cleanMax == max {
+		return s.cleanUse, nil
+	}
+	s.clean = false
+	s.walks++
+	used, err := s.prune(max)
+	if err == nil && used <= max {
+		s.clean, s.cleanAt, s.cleanMax, s.cleanUse = true, at, max, used
+	}
+	return used, err
+}
+
+func (s *Store) prune(max int64) (int64, error) {
 	type candidate struct {
 		path  string
 		used  int64

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -475,17 +476,39 @@ func TestLayoutRejects(t *testing.T) {
 
 func TestContentKey(t *testing.T) {
 	h := bytes.Repeat([]byte{1}, 20)
-	k := ContentKey(5, h)
+	k := ContentKey(5, h, false)
 	if len(k) != 40 || strings.ToLower(k) != k {
 		t.Errorf("ContentKey = %q", k)
 	}
-	for _, other := range []string{ContentKey(6, h), ContentKey(5, bytes.Repeat([]byte{2}, 20)), ContentKey(5, nil)} {
+	for _, other := range []string{ContentKey(6, h, false), ContentKey(5, bytes.Repeat([]byte{2}, 20), false), ContentKey(5, nil, false), ContentKey(5, h, true)} {
 		if other == k {
 			t.Errorf("ContentKey collides: %s", k)
 		}
 	}
-	if ContentKey(5, h) != k {
+	if ContentKey(5, h, false) != k {
 		t.Error("ContentKey not deterministic")
+	}
+}
+
+// A crafted torrent that names a file's unpadded hashes (as the last file
+// of a batch has them) for a padded copy of it does not share that file's
+// data: the engine would find its last piece wrong and rewrite it.
+func TestCraftedTailNotShared(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := file("pkgs/x.rpm", 2*pl+77, 20)
+	a := newBatch(t, file("pkgs/a.rpm", 300, 21), x)
+	crafted := newBatch(t, x, file("pkgs/z.rpm", 10, 22))
+	info := *crafted.info
+	info.Pieces = slices.Clone(info.Pieces)
+	first := pmeta.NumPieces(300)
+	n := pmeta.NumPieces(int64(len(x.data)))
+	copy(info.Pieces[:n*20], a.info.Pieces[first*20:(first+n)*20])
+	crafted.info = &info
+	if pa, pc := a.dataPath(t, s, x.path), crafted.dataPath(t, s, x.path); pa == pc {
+		t.Errorf("the padded copy shares the unpadded file's data %s", pa)
 	}
 }
 
@@ -544,5 +567,39 @@ func TestPrune(t *testing.T) {
 	// Over a cap smaller than the live data: nothing in use is deleted.
 	if left, err = s.Prune(pl); err != nil || left < 5*pl {
 		t.Errorf("Prune below the live data = %d, %v", left, err)
+	}
+}
+
+// An idle store is not measured again: with --max-disk the agent prunes
+// every second, and walking every data file each time cost CPU while
+// idle. A write makes the next Prune measure.
+func TestPruneIdle(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBatch(t, file("a", 2*pl, 30))
+	ti := open(t, s, b)
+	b.writeAll(t, ti)
+	first, err := s.Prune(1 << 40)
+	if err != nil || first < 2*pl {
+		t.Fatalf("Prune = %d, %v", first, err)
+	}
+	for range 5 {
+		if used, err := s.Prune(1 << 40); err != nil || used != first {
+			t.Fatalf("Prune of an idle store = %d, %v; want %d", used, err, first)
+		}
+	}
+	if s.walks != 1 {
+		t.Errorf("an idle store was measured %d times, want once", s.walks)
+	}
+	c := newBatch(t, file("c", pl, 31))
+	tc := open(t, s, c)
+	c.writeAll(t, tc)
+	if used, err := s.Prune(1 << 40); err != nil || used < first+pl {
+		t.Errorf("Prune after a write = %d, %v; want at least %d", used, err, first+pl)
+	}
+	if s.walks != 2 {
+		t.Errorf("measured %d times after a write, want 2", s.walks)
 	}
 }

@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/core/batch"
+)
+
+const (
+	// placeTimeout bounds how long a fetch's data is held for its client
+	// after the fetch is done (the client copies the files, then hangs up).
+	placeTimeout = 2 * time.Minute
+	// fetchStall ends a fetch whose torrent has made no progress for this
+	// long, whatever its client's own stall timeout.
+	fetchStall = 5 * time.Minute
+)
+
+// vouch checks a fetch request of a client other than root and the agent's
+// user: its torrent must be the one the configured service serves for the
+// batch it holds, and its mirrors must be configured ones. The agent then
+// contacts no URL its configuration does not name (the torrent's webseeds
+// and trackers are the service's), and stores and seeds only what the
+// service vouches for.
+func (a *Agent) vouch(ctx context.Context, req Request, info *metainfo.Info) error {
+	if a.cfg.Service == "" {
+		return errors.New("this agent has no service configured: only root and the agent's user may fetch through it")
+	}
+	for _, m := range req.Mirrors {
+		if !slices.ContainsFunc(a.cfg.Mirrors, func(c string) bool { return sameBase(c, m) }) && !sameBase(a.cfg.Service, m) {
+			return fmt.Errorf("mirror %s is not one of the agent's configured mirrors", m)
+		}
+	}
+	var rels []string
+	for _, f := range info.UpvertedFiles() {
+		if !strings.Contains(f.Attr, "p") {
+			rels = append(rels, strings.Join(f.Path, "/"))
+		}
+	}
+	digest, err := batch.Digest(rels)
+	if err != nil {
+		return fmt.Errorf("torrent: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, batch.TorrentURL(a.cfg.Service, digest), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("asking the service for the batch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the service does not know this batch (%s)", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxRequest))
+	if err != nil {
+		return fmt.Errorf("asking the service for the batch: %w", err)
+	}
+	if !bytes.Equal(b, req.Torrent) {
+		return errors.New("the torrent is not the one the service serves for its batch")
+	}
+	return nil
+}
+
+// sameBase reports whether two base URLs are the same, trailing slash aside.
+func sameBase(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+}
