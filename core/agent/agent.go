@@ -147,6 +147,9 @@ func start(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
+	if err := os.Chmod(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
 	lock, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("opening agent lock: %w", err)

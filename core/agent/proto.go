@@ -18,7 +18,7 @@ const SocketName = "agent.sock"
 func SocketPath(stateDir string) string { return filepath.Join(stateDir, SocketName) }
 
 // MaxRequest bounds the size of one request line in bytes.
-const MaxRequest = 64 << 20
+const MaxRequest = 32 << 20
 
 // Request is one line a client sends to the agent.
 type Request struct {

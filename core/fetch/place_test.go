@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -442,5 +443,57 @@ func TestPlaceSymlinkComponent(t *testing.T) {
 	}
 	if names := dirNames(t, out); len(names) != 0 {
 		t.Errorf("output directory holds %q", names)
+	}
+}
+
+// A fake agent keeps swapping a component of the data path between a
+// symlink to its own directory and one to elsewhere while root places
+// (the race that once got root to hard-link files the agent user could
+// rewrite): no placement follows either.
+func TestPlaceRacingSymlinks(t *testing.T) {
+	data := randBytes(pl+5, 10)
+	state := t.TempDir()
+	real := filepath.Join(state, "real")
+	os.Mkdir(real, 0o755)
+	writeFile(t, filepath.Join(real, "f"), data)
+	elsewhere := t.TempDir()
+	writeFile(t, filepath.Join(elsewhere, "f"), data)
+	sub := filepath.Join(state, "sub")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tmp := filepath.Join(state, "tmp")
+			os.Remove(tmp)
+			if i%2 == 0 {
+				os.Symlink(elsewhere, tmp)
+			} else {
+				os.Symlink("real", tmp)
+			}
+			os.Rename(tmp, sub)
+		}
+	}()
+	out := t.TempDir()
+	placed := 0
+	for i := range 200 {
+		o := filepath.Join(out, strconv.Itoa(i))
+		if err := place(state, filepath.Join(sub, "f"), o, expectFor(t, data, false)); err != nil {
+			continue
+		}
+		placed++
+	}
+	close(stop)
+	<-done
+	if placed != 0 {
+		t.Errorf("%d placements followed a symlink in the state directory", placed)
+	}
+	if names := dirNames(t, out); len(names) != placed {
+		t.Errorf("output directory holds %d files, %d placed", len(names), placed)
 	}
 }
