@@ -223,14 +223,17 @@ func runAgent(ctx context.Context, k interface {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
 		return 1
 	}
-	// From here on the agent's output goes to its log.
-	logf, err := agent.OpenLog(stateDir)
-	if err != nil {
-		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
-		return 1
+	// From here on the agent's output goes to its log, unless systemd
+	// collects it (the always-on agent's unit).
+	if os.Getenv("JOURNAL_STREAM") == "" {
+		logf, err := agent.OpenLog(stateDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
+			return 1
+		}
+		defer logf.Close()
+		stderr = logf
 	}
-	defer logf.Close()
-	stderr = logf
 	if prefix := os.Getenv("PKGTORRENT_CPUPROFILE"); prefix != "" {
 		// A CPU profile of the agent for pprof, written when it exits
 		// (for the benchmark; not a setting).
@@ -243,7 +246,7 @@ func runAgent(ctx context.Context, k interface {
 		fmt.Fprintf(stderr, "pkgtorrent-get agent: log-level: %v\n", err)
 		return 2
 	}
-	err = agent.Run(ctx, agent.Config{
+	err := agent.Run(ctx, agent.Config{
 		StateDir:          stateDir,
 		PeerHost:          k.String("peer-host"),
 		PeerPort:          k.Int("peer-port"),

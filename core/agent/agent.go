@@ -4,7 +4,7 @@
 // in its store, and seeds it until it has been idle for the seed time.
 //
 // Peers come first: the webseeds (the mirror) join a torrent at once only when
-// the tracker knows no seeder for it, and otherwise only when peers deliver
+// the tracker knows no peer for it, and otherwise only when peers deliver
 // nothing for PeerGrace; while peers deliver, the webseeds fetch only the
 // pieces no connected peer has.
 package agent
