@@ -274,3 +274,22 @@ func procStatusKB(t *testing.T, pid int, key string) int {
 	t.Fatalf("no %s in /proc/%d/status", key, pid)
 	return 0
 }
+
+// With no cache directory (neither XDG_CACHE_HOME nor HOME), a non-root
+// pkgtorrent-get has no default state directory: it fails naming the
+// setting instead of using a predictable /tmp path another user could
+// create first.
+func TestNoSharedStateDirDefault(t *testing.T) {
+	_, _, nobody, nogroup := agentIDs(t)
+	get, _ := buildBinaries(t)
+	cmd := exec.Command(get, "--config", "/dev/null", "status")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(nobody), Gid: uint32(nogroup), Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "state-dir") {
+		t.Errorf("no cache directory: %v: %s; want a failure naming state-dir", err, out)
+	}
+	if _, err := os.Lstat(filepath.Join(os.TempDir(), "pkgtorrent-"+strconv.Itoa(nobody))); err == nil {
+		t.Errorf("a state directory was made under %s", os.TempDir())
+	}
+}
