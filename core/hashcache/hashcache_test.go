@@ -2,6 +2,9 @@ package hashcache
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -41,7 +44,7 @@ func TestMatchesHashReader(t *testing.T) {
 		if err := os.Chtimes(p, time.Time{}, time.Unix(int64(1000+i), 0)); err != nil {
 			t.Fatal(err)
 		}
-		got, fi, err := c.Hashes(p)
+		got, fi, err := c.Hashes(t.Context(), p)
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
@@ -63,14 +66,14 @@ func TestSecondCallReadsNothing(t *testing.T) {
 	p := filepath.Join(dir, "f")
 	writeFile(t, p, randBytes(100_000, 1))
 	var c Cache
-	h1, _, err := c.Hashes(p)
+	h1, _, err := c.Hashes(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := c.BytesRead.Load(); got != 100_000 {
 		t.Fatalf("BytesRead = %d after first call, want 100000", got)
 	}
-	h2, _, err := c.Hashes(p)
+	h2, _, err := c.Hashes(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +94,7 @@ func TestChangeInvalidates(t *testing.T) {
 	data := randBytes(50_000, 2)
 	writeFile(t, p, data)
 	var c Cache
-	if _, _, err := c.Hashes(p); err != nil {
+	if _, _, err := c.Hashes(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
 
@@ -101,7 +104,7 @@ func TestChangeInvalidates(t *testing.T) {
 	if err := os.Chtimes(p, time.Time{}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	h, _, err := c.Hashes(p)
+	h, _, err := c.Hashes(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +123,7 @@ func TestChangeInvalidates(t *testing.T) {
 	if err := os.Chtimes(p, time.Time{}, fi.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	h, _, err = c.Hashes(p)
+	h, _, err = c.Hashes(t.Context(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func TestConcurrentMissesHashOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			if _, _, err := c.Hashes(p); err != nil {
+			if _, _, err := c.Hashes(t.Context(), p); err != nil {
 				t.Error(err)
 			}
 		})
@@ -170,16 +173,160 @@ func TestHashesInStaysInsideRoot(t *testing.T) {
 	}
 	defer root.Close()
 	var c Cache
-	if _, _, err := c.HashesIn(root, "ok"); err != nil {
+	if _, _, err := c.HashesIn(t.Context(), root, "ok"); err != nil {
 		t.Errorf("ok: %v", err)
 	}
-	if _, _, err := c.HashesIn(root, "link"); err == nil {
+	if _, _, err := c.HashesIn(t.Context(), root, "link"); err == nil {
 		t.Error("link leaving the root was hashed")
 	}
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.HashesIn(root, "d"); err == nil {
+	if _, _, err := c.HashesIn(t.Context(), root, "d"); err == nil {
 		t.Error("directory was hashed")
+	}
+}
+
+func TestBoundedLRU(t *testing.T) {
+	dir := t.TempDir()
+	const size = 20 * metainfo.PieceLength // 400 bytes of piece hashes
+	var paths []string
+	for i := range 10 {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		writeFile(t, p, randBytes(size, uint64(10+i)))
+		paths = append(paths, p)
+	}
+	cost := int64(len(paths[0])+20*20) + entryOverhead
+	c := Cache{MaxBytes: 3 * cost}
+	hash := func(p string) {
+		t.Helper()
+		if _, _, err := c.Hashes(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range paths {
+		hash(p)
+		hash(paths[0]) // keep the first file recently used
+		if c.Bytes() > c.MaxBytes || c.Len() > 3 {
+			t.Fatalf("after %s: %d entries, %d bytes, bound %d", filepath.Base(p), c.Len(), c.Bytes(), c.MaxBytes)
+		}
+	}
+	if c.Len() != 3 || c.Evictions.Load() != 7 {
+		t.Errorf("%d entries, %d evictions; want 3 and 7", c.Len(), c.Evictions.Load())
+	}
+	// The recently used first file stayed; the oldest others were evicted.
+	read := c.BytesRead.Load()
+	hash(paths[0])
+	hash(paths[9])
+	if got := c.BytesRead.Load(); got != read {
+		t.Errorf("recently used files were hashed again (%d bytes)", got-read)
+	}
+	hash(paths[1])
+	if got := c.BytesRead.Load(); got != read+size {
+		t.Errorf("evicted file: read %d bytes, want %d", got-read, size)
+	}
+
+	// An entry larger than the whole bound is not kept.
+	small := Cache{MaxBytes: 100}
+	if _, _, err := small.Hashes(t.Context(), paths[0]); err != nil {
+		t.Fatal(err)
+	}
+	if small.Len() != 0 || small.Bytes() != 0 {
+		t.Errorf("oversized entry kept: %d entries, %d bytes", small.Len(), small.Bytes())
+	}
+}
+
+// sparseFile creates a file of size bytes that takes no disk space.
+func sparseFile(t *testing.T, size int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestCanceledHashingStops(t *testing.T) {
+	const size = 8 << 30
+	p := sparseFile(t, size)
+	var c Cache
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.Hashes(ctx, p)
+		errc <- err
+	}()
+	waitFor(t, "hashing to start", func() bool { return c.BytesRead.Load() > 0 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Hashes after cancel: %v, want context.Canceled", err)
+	}
+	// The hashing goroutine outlives the caller by at most one read.
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hashing to end", func() bool { return c.group.Waiters(flightKey{p, identityOf(fi)}) == 0 })
+	time.Sleep(100 * time.Millisecond)
+	read := c.BytesRead.Load()
+	time.Sleep(200 * time.Millisecond)
+	if got := c.BytesRead.Load(); got != read || got > size/4 {
+		t.Errorf("hashing went on after cancel: %d then %d bytes read of %d", read, got, int64(size))
+	}
+	if c.Len() != 0 {
+		t.Errorf("a canceled hashing was cached")
+	}
+}
+
+func TestSharedHashingOutlivesOneCaller(t *testing.T) {
+	const size = 128 << 20
+	p := sparseFile(t, size)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := flightKey{p, identityOf(fi)}
+	var c Cache
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	err1 := make(chan error, 1)
+	go func() {
+		_, _, err := c.Hashes(ctx1, p)
+		err1 <- err
+	}()
+	waitFor(t, "the first caller to wait", func() bool { return c.group.Waiters(key) == 1 })
+	res2 := make(chan error, 1)
+	go func() {
+		h, _, err := c.Hashes(t.Context(), p)
+		if err == nil && h.Size != size {
+			err = fmt.Errorf("hashes of size %d", h.Size)
+		}
+		res2 <- err
+	}()
+	waitFor(t, "the second caller to join", func() bool { return c.group.Waiters(key) == 2 })
+	cancel1()
+	if err := <-err1; !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller: %v, want context.Canceled", err)
+	}
+	if err := <-res2; err != nil {
+		t.Fatalf("second caller: %v", err)
+	}
+	if c.Misses.Load() != 1 || c.BytesRead.Load() != size {
+		t.Errorf("%d misses, %d bytes read; want one hashing of %d bytes", c.Misses.Load(), c.BytesRead.Load(), size)
 	}
 }

@@ -259,3 +259,61 @@ func (w *egressWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *egressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writeDeadlines wraps h so that every write to a client must complete
+// within Config.WriteTimeout: the connection's write deadline is moved
+// forward before each write of at most chunkSize bytes, and once more when
+// h returns, for the final flush of the response. A client that stops
+// reading is thus dropped after WriteTimeout, however long the response,
+// while time spent before the first write (building a torrent) does not
+// count. http.Server's WriteTimeout, one deadline for the whole response,
+// would cut off large downloads instead.
+func (s *Service) writeDeadlines(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+		h.ServeHTTP(dw, r)
+		dw.extend()
+	})
+}
+
+// deadlineWriter moves the write deadline forward before each write.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+// extend sets the write deadline to timeout from now. Writers without a
+// deadline (not a network connection) are left as they are.
+func (w *deadlineWriter) extend() {
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+}
+
+func (w *deadlineWriter) WriteHeader(code int) {
+	w.extend()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		c := min(len(p), chunkSize)
+		w.extend()
+		n, err := w.ResponseWriter.Write(p[:c])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[c:]
+	}
+	return written, nil
+}
+
+// Flush sends buffered data to the client, within the write deadline.
+func (w *deadlineWriter) Flush() {
+	w.extend()
+	w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

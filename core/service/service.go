@@ -24,15 +24,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/pkgtorrent/pkgtorrent/core/hashcache"
+	"github.com/pkgtorrent/pkgtorrent/core/internal/flight"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
@@ -43,6 +44,9 @@ const (
 	DefaultMaxBodyBytes      = 32 << 20
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultHashCacheBytes    = 256 << 20
 )
 
 // APIPrefix is the URL path prefix of the service API.
@@ -82,6 +86,22 @@ type Config struct {
 	// send its request (against slow-loris clients).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
+	// WriteTimeout bounds each write of a response to a client (at most
+	// chunkSize bytes): a client that stops reading is dropped after it,
+	// while one that keeps reading may take as long as it needs.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a kept-alive connection waits for its
+	// next request.
+	IdleTimeout time.Duration
+	// MaxBuilds bounds the torrent builds that run (hash files) at once;
+	// further builds wait for a slot, and give up when every client waiting
+	// for them has gone. Default: GOMAXPROCS; negative is an error.
+	MaxBuilds int
+	// HashCacheBytes bounds the memory of the piece hash cache (paths,
+	// hashes and a fixed overhead per file); the least recently used files
+	// are forgotten beyond it. Default: DefaultHashCacheBytes; negative is
+	// an error.
+	HashCacheBytes int64
 }
 
 // Stats are the service's counters since it started.
@@ -105,6 +125,22 @@ type Stats struct {
 	// TorrentCacheHits counts torrent requests answered with an already
 	// built, still fresh torrent.
 	TorrentCacheHits int64 `json:"torrent_cache_hits"`
+	// BuildsRunning is the number of torrent builds running now.
+	BuildsRunning int64 `json:"builds_running"`
+	// BuildsWaiting is the number of torrent builds waiting for a slot
+	// (Config.MaxBuilds) now.
+	BuildsWaiting int64 `json:"builds_waiting"`
+	// BuildsAbandoned counts builds stopped, or never started, because
+	// every client waiting for them had gone.
+	BuildsAbandoned int64 `json:"builds_abandoned"`
+	// HashCacheFiles is the number of files in the hash cache now.
+	HashCacheFiles int64 `json:"hash_cache_files"`
+	// HashCacheBytes is the memory of the hash cache now, as counted
+	// against Config.HashCacheBytes.
+	HashCacheBytes int64 `json:"hash_cache_bytes"`
+	// HashCacheEvictions counts files dropped from the hash cache to stay
+	// within Config.HashCacheBytes.
+	HashCacheEvictions int64 `json:"hash_cache_evictions"`
 }
 
 // Service serves one mirror tree. Create it with New.
@@ -116,7 +152,8 @@ type Service struct {
 	limiter *rate.Limiter    // nil when unlimited
 	handler http.Handler
 
-	builds singleflight.Group
+	builds flight.Group[string, []byte]
+	slots  chan struct{} // one token per running build, MaxBuilds in all
 	mu     sync.Mutex
 	store  torrentStore
 
@@ -131,6 +168,9 @@ type Service struct {
 	webseedBytesSent atomic.Int64
 	padBytesSent     atomic.Int64
 	torrentCacheHits atomic.Int64
+	buildsRunning    atomic.Int64
+	buildsWaiting    atomic.Int64
+	buildsAbandoned  atomic.Int64
 
 	metrics *metrics
 }
@@ -166,11 +206,28 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxBuilds == 0 {
+		cfg.MaxBuilds = runtime.GOMAXPROCS(0)
+	}
+	if cfg.HashCacheBytes == 0 {
+		cfg.HashCacheBytes = DefaultHashCacheBytes
+	}
 	if cfg.OriginRateLimit < 0 {
 		root.Close()
 		return nil, fmt.Errorf("service: negative origin rate limit %d", cfg.OriginRateLimit)
 	}
-	s := &Service{cfg: cfg, root: root}
+	if cfg.MaxBuilds < 0 || cfg.HashCacheBytes < 0 {
+		root.Close()
+		return nil, fmt.Errorf("service: negative max builds %d or hash cache bytes %d", cfg.MaxBuilds, cfg.HashCacheBytes)
+	}
+	s := &Service{cfg: cfg, root: root, slots: make(chan struct{}, cfg.MaxBuilds)}
+	s.hashes.MaxBytes = cfg.HashCacheBytes
 	if cfg.PublicURL != "" {
 		if s.publicURL, err = baseURL(cfg.PublicURL); err != nil {
 			root.Close()
@@ -192,7 +249,7 @@ func New(cfg Config) (*Service, error) {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.OriginRateLimit), chunkSize)
 	}
 	s.metrics = newMetrics(s)
-	s.handler = s.metrics.instrument(http.HandlerFunc(s.serveHTTP))
+	s.handler = s.writeDeadlines(s.metrics.instrument(http.HandlerFunc(s.serveHTTP)))
 	return s, nil
 }
 
@@ -278,7 +335,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
@@ -327,5 +384,12 @@ func (s *Service) Stats() Stats {
 		HashBytesRead:    s.hashes.BytesRead.Load(),
 		HashCacheHits:    s.hashes.Hits.Load(),
 		TorrentCacheHits: s.torrentCacheHits.Load(),
+		BuildsRunning:    s.buildsRunning.Load(),
+		BuildsWaiting:    s.buildsWaiting.Load(),
+		BuildsAbandoned:  s.buildsAbandoned.Load(),
+
+		HashCacheFiles:     int64(s.hashes.Len()),
+		HashCacheBytes:     s.hashes.Bytes(),
+		HashCacheEvictions: s.hashes.Evictions.Load(),
 	}
 }

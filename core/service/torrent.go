@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,9 +122,11 @@ func errUnknown(digest string) error {
 
 // torrent returns the up-to-date torrent for digest over files (canonical),
 // building it if it is unknown or a file changed. Concurrent calls for one
-// digest build once.
-func (s *Service) torrent(digest string, files []string) ([]byte, error) {
-	v, err, _ := s.builds.Do(digest, func() (any, error) {
+// digest build once; a build runs once one of Config.MaxBuilds slots is
+// free, and stops (waiting or hashing) once the contexts of all the calls
+// waiting for it are done. Files hashed completely stay in the hash cache.
+func (s *Service) torrent(ctx context.Context, digest string, files []string) ([]byte, error) {
+	t, err := s.builds.Do(ctx, digest, func(ctx context.Context) ([]byte, error) {
 		if b := s.lookup(digest); b != nil {
 			switch s.check(b) {
 			case fresh:
@@ -133,9 +136,17 @@ func (s *Service) torrent(digest string, files []string) ([]byte, error) {
 				s.forget(digest)
 			}
 		}
+		if err := s.acquireSlot(ctx); err != nil {
+			s.buildsAbandoned.Add(1)
+			return nil, err
+		}
+		defer s.releaseSlot()
 		start := time.Now()
-		b, err := s.build(digest, files)
+		b, err := s.build(ctx, digest, files)
 		if err != nil {
+			if ctx.Err() != nil {
+				s.buildsAbandoned.Add(1)
+			}
 			return nil, err
 		}
 		s.metrics.buildSeconds.Observe(time.Since(start).Seconds())
@@ -145,28 +156,58 @@ func (s *Service) torrent(digest string, files []string) ([]byte, error) {
 		s.torrentsBuilt.Add(1)
 		return b.torrent, nil
 	})
-	if err != nil {
-		return nil, err
+	if err != nil && ctx.Err() != nil {
+		// The client has gone: nobody reads this answer.
+		return nil, errorf(http.StatusServiceUnavailable, "torrent %s: request canceled: %v", digest, err)
 	}
-	return v.([]byte), nil
+	return t, err
 }
 
-// build hashes files (through the cache) and encodes their torrent.
-func (s *Service) build(digest string, files []string) (*built, error) {
+// acquireSlot waits for one of the Config.MaxBuilds build slots, or for ctx.
+func (s *Service) acquireSlot(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.buildsWaiting.Add(1)
+		defer s.buildsWaiting.Add(-1)
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a build slot: %w", context.Cause(ctx))
+		}
+	}
+	s.buildsRunning.Add(1)
+	return nil
+}
+
+func (s *Service) releaseSlot() {
+	s.buildsRunning.Add(-1)
+	<-s.slots
+}
+
+// build hashes files (through the cache) and encodes their torrent. It
+// stops at the first file that cannot be hashed, or once ctx is done.
+func (s *Service) build(ctx context.Context, digest string, files []string) (*built, error) {
 	public := s.PublicURL()
 	if public == "" {
 		return nil, errors.New("the service's public URL is not known before it listens")
 	}
 	mf := make([]metainfo.File, len(files))
 	infos := make([]os.FileInfo, len(files))
-	var g errgroup.Group
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(hashWorkers)
 	for i, rel := range files {
+		if gctx.Err() != nil {
+			break // a file failed, or every client has gone
+		}
 		g.Go(func() error {
 			// HashesIn checks that rel is a regular file before opening
 			// it, and answers cached files from a stat alone.
-			h, fi, err := s.hashes.HashesIn(s.root, rel)
+			h, fi, err := s.hashes.HashesIn(gctx, s.root, rel)
 			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("building torrent %s: %w", digest, context.Cause(ctx))
+				}
 				return errorf(http.StatusBadRequest, "file %q cannot be hashed: %v", rel, err)
 			}
 			mf[i] = metainfo.File{Path: rel, Hashes: h}
@@ -176,6 +217,9 @@ func (s *Service) build(digest string, files []string) (*built, error) {
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("building torrent %s: %w", digest, context.Cause(ctx))
 	}
 	announce := s.cfg.Trackers
 	if len(announce) == 0 {
@@ -205,7 +249,7 @@ func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest st
 		if b == nil {
 			return errUnknown(digest)
 		}
-		t, err = s.torrent(digest, b.files)
+		t, err = s.torrent(r.Context(), digest, b.files)
 		if err != nil {
 			var he *httpError
 			if errors.As(err, &he) && he.code == http.StatusBadRequest {
@@ -222,7 +266,7 @@ func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest st
 		}
 		// Every file is checked by torrent: a stored torrent's by check
 		// (a vanished file makes it build), a build's by HashesIn.
-		if t, err = s.torrent(digest, files); err != nil {
+		if t, err = s.torrent(r.Context(), digest, files); err != nil {
 			return err
 		}
 	default:
