@@ -57,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Duration("tracker-interval", 0, "embedded tracker announce interval (default 60s)")
 	fs.Duration("read-header-timeout", service.DefaultReadHeaderTimeout, "time a client has to send request headers")
 	fs.Duration("read-timeout", service.DefaultReadTimeout, "time a client has to send a whole request")
+	fs.Duration("write-timeout", service.DefaultWriteTimeout, "time a client has to accept each 64 KiB of a response before it is dropped")
+	fs.Duration("idle-timeout", service.DefaultIdleTimeout, "time a kept-alive connection may wait for its next request")
+	fs.Int("max-builds", 0, "most torrent builds hashing files at once (0: the number of CPUs the service may use)")
+	fs.Int64("hash-cache-bytes", service.DefaultHashCacheBytes, "memory bound of the piece hash cache, in bytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		TrackerInterval:   k.Duration("tracker-interval"),
 		ReadHeaderTimeout: k.Duration("read-header-timeout"),
 		ReadTimeout:       k.Duration("read-timeout"),
+		WriteTimeout:      k.Duration("write-timeout"),
+		IdleTimeout:       k.Duration("idle-timeout"),
+		MaxBuilds:         k.Int("max-builds"),
+		HashCacheBytes:    k.Int64("hash-cache-bytes"),
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -107,5 +108,30 @@ func TestMissingExplicitConfig(t *testing.T) {
 	err := run(t.Context(), []string{"--config", filepath.Join(t.TempDir(), "none"), "--root", t.TempDir()}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "none") {
 		t.Errorf("missing --config file: %v", err)
+	}
+}
+
+// The bounds of issue 12 are settings: accepted in the file and checked.
+func TestBoundsSettings(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "service.conf")
+	keys := "write-timeout = \"30s\"\nidle-timeout = \"1m\"\nmax-builds = 3\nhash-cache-bytes = 1000000\n"
+	if err := os.WriteFile(conf, []byte(keys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // serve nothing: only the settings are checked
+	args := []string{"--config", conf, "--root", dir, "--listen", "127.0.0.1:0"}
+	if err := run(ctx, args, io.Discard, io.Discard); err != nil {
+		t.Errorf("config with the bounds keys: %v", err)
+	}
+	err := run(ctx, append(args, "--max-builds", "-1"), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "max builds") {
+		t.Errorf("--max-builds -1: %v", err)
+	}
+	t.Setenv("PKGTORRENT_SERVICE_HASH_CACHE_BYTES", "-5")
+	err = run(ctx, args, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "hash cache") {
+		t.Errorf("PKGTORRENT_SERVICE_HASH_CACHE_BYTES=-5: %v", err)
 	}
 }

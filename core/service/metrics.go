@@ -42,8 +42,18 @@ func newMetrics(s *Service) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: name, Help: help},
 			func() float64 { return float64(f()) })
 	}
+	gauge := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
 	m.reg.MustRegister(
 		m.requests, m.buildSeconds,
+		gauge("builds_running", "Torrent builds running now.", s.buildsRunning.Load),
+		gauge("builds_waiting", "Torrent builds waiting for a build slot now.", s.buildsWaiting.Load),
+		counter("builds_abandoned_total", "Torrent builds stopped or never started because every client waiting for them had gone.", s.buildsAbandoned.Load),
+		gauge("hash_cache_files", "Files in the piece hash cache.", func() int64 { return int64(s.hashes.Len()) }),
+		gauge("hash_cache_bytes", "Memory of the piece hash cache, as counted against its bound.", s.hashes.Bytes),
+		counter("hash_cache_evictions_total", "Files dropped from the piece hash cache to stay within its bound.", s.hashes.Evictions.Load),
 		counter("torrents_built_total", "Batch torrents built (first builds and rebuilds).", s.torrentsBuilt.Load),
 		counter("torrent_requests_total", "GET and POST requests for batch torrents.", s.torrentRequests.Load),
 		counter("torrent_cache_hits_total", "Torrent requests answered with an already built torrent.", s.torrentCacheHits.Load),

@@ -70,6 +70,11 @@ func TestMetrics(t *testing.T) {
 		"pkgtorrent_service_file_bytes_sent_total":                         float64(len(a) + len(b) + len("a file")),
 		"pkgtorrent_service_pad_bytes_sent_total":                          0,
 		"pkgtorrent_service_torrent_build_seconds_count":                   1,
+		"pkgtorrent_service_builds_running":                                0,
+		"pkgtorrent_service_builds_waiting":                                0,
+		"pkgtorrent_service_builds_abandoned_total":                        0,
+		"pkgtorrent_service_hash_cache_files":                              2,
+		"pkgtorrent_service_hash_cache_evictions_total":                    0,
 		`pkgtorrent_service_requests_total{code="200",handler="file"}`:     2,
 		`pkgtorrent_service_requests_total{code="404",handler="file"}`:     1,
 		`pkgtorrent_service_requests_total{code="200",handler="torrent"}`:  2,
@@ -82,6 +87,9 @@ func TestMetrics(t *testing.T) {
 		if got, ok := m[series]; !ok || got != v {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, v)
 		}
+	}
+	if m["pkgtorrent_service_hash_cache_bytes"] <= 0 {
+		t.Error("hash cache bytes not reported")
 	}
 	if m["process_cpu_seconds_total"] <= 0 && m["go_goroutines"] <= 0 {
 		t.Error("no process or Go runtime metrics")
