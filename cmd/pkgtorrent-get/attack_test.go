@@ -17,7 +17,7 @@ import (
 
 	ametainfo "github.com/anacrolix/torrent/metainfo"
 
-	"github.com/pkgtorrent/pkgtorrent/core/agent"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
 
 // The local attacks of issue 12, as regression tests: the agent user (who
@@ -141,7 +141,7 @@ func asUser(t *testing.T, uid, gid int, sock string, stdin []byte, extra ...stri
 }
 
 // requestLine is one agent request as the socket carries it.
-func requestLine(t *testing.T, req agent.Request) []byte {
+func requestLine(t *testing.T, req control.Request) []byte {
 	t.Helper()
 	b, err := json.Marshal(req)
 	if err != nil {
@@ -176,7 +176,7 @@ func TestAttackAgentSocket(t *testing.T) {
 	if fi, err := os.Stat(h.state); err != nil || fi.Mode().Perm() != 0o750 {
 		t.Errorf("state directory: %v, %v; want mode 0750", fi.Mode().Perm(), err)
 	}
-	sock := agent.SocketPath(h.state)
+	sock := control.SocketPath(h.state)
 	fi, err := os.Stat(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestAttackAgentSocket(t *testing.T) {
 	})
 	pid := int(agentStatus(t, h.state)["pid"])
 
-	if out := asUser(t, nobody, nogroup, sock, requestLine(t, agent.Request{Op: "stop"})); out != "EACCES" {
+	if out := asUser(t, nobody, nogroup, sock, requestLine(t, control.Request{Op: "stop"})); out != "EACCES" {
 		t.Errorf("a user outside the agent's group reached the socket: %s", out)
 	}
 
@@ -225,12 +225,12 @@ func TestAttackAgentSocket(t *testing.T) {
 	}
 	for _, c := range []struct {
 		what string
-		req  agent.Request
+		req  control.Request
 		want string
 	}{
-		{"stop", agent.Request{Op: "stop"}, "only root"},
-		{"a torrent with another webseed and tracker", agent.Request{Op: "fetch", Torrent: crafted.Bytes()}, "not the one the service serves"},
-		{"another mirror", agent.Request{Op: "fetch", Torrent: genuine, Mirrors: []string{evil.URL + "/"}}, "configured mirrors"},
+		{"stop", control.Request{Op: "stop"}, "only root"},
+		{"a torrent with another webseed and tracker", control.Request{Op: "fetch", Torrent: crafted.Bytes()}, "not the one the service serves"},
+		{"another mirror", control.Request{Op: "fetch", Torrent: genuine, Mirrors: []string{evil.URL + "/"}}, "configured mirrors"},
 	} {
 		rep := member(requestLine(t, c.req))
 		if rep["type"] != "error" || !strings.Contains(rep["error"].(string), c.want) {
@@ -242,7 +242,7 @@ func TestAttackAgentSocket(t *testing.T) {
 	}
 	// A request line longer than the limit, without newline: refused, the
 	// agent stays up and small (it held 459 MB after 400 MiB before).
-	rep := member(nil, strconv.Itoa(agent.MaxRequest+(8<<20)))
+	rep := member(nil, strconv.Itoa(control.MaxRequest+(8<<20)))
 	if rep["type"] != "error" || !strings.Contains(rep["error"].(string), "longer than") {
 		t.Errorf("oversized request: %v", rep)
 	}
@@ -250,7 +250,7 @@ func TestAttackAgentSocket(t *testing.T) {
 		t.Errorf("agent peak RSS %d kB after an oversized request", hwm)
 	}
 	// What the service vouches for, a group member may fetch.
-	if rep := member(requestLine(t, agent.Request{Op: "fetch", Torrent: genuine})); rep["type"] != "done" {
+	if rep := member(requestLine(t, control.Request{Op: "fetch", Torrent: genuine})); rep["type"] != "done" {
 		t.Errorf("vouched fetch by a group member: %v", rep)
 	}
 	if st := agentStatus(t, h.state); st == nil || int(st["pid"]) != pid {

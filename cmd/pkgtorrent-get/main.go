@@ -11,11 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/agent"
 	"github.com/pkgtorrent/pkgtorrent/core/config"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 	"github.com/pkgtorrent/pkgtorrent/core/fetch"
 	"github.com/pkgtorrent/pkgtorrent/core/progress"
 )
@@ -43,29 +42,30 @@ func defaultStateDir() string {
 
 func flags() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("pkgtorrent-get", pflag.ContinueOnError)
+	d := control.Defaults
 	fs.String("config", defaultConfig, "config file")
 	fs.String("service", "", "pkgtorrent service URL (its file root)")
 	fs.StringSlice("mirror", nil, "further mirror base URL of the same tree (repeatable)")
 	fs.String("batch", "", "read \"URL OUTPUT [sha256:HEX]\" lines from FILE (- for stdin)")
 	fs.String("state-dir", defaultStateDir(), "agent state directory (socket, seeded data)")
-	fs.Duration("seed-time", 30*time.Minute, "how long the agent seeds after its last fetch")
-	fs.Duration("connect-timeout", 3*time.Second, "give up when the service or agent cannot be reached in this time")
-	fs.Duration("stall-timeout", 15*time.Second, "give up when the download makes no progress for this long")
-	fs.Duration("peer-grace", time.Second, "how long peers may deliver nothing before the mirror joins")
-	fs.Bool("webseed-idle-pieces", false, "let the mirror also send pieces peers have but are not sending (bursts end sooner, the mirror sends more)")
-	fs.String("peer-host", "", "address the agent listens on for peers (empty: all)")
-	fs.Int("peer-port", 0, "port the agent listens on for peers (0: any)")
-	fs.Int64("upload-rate-limit", 0, "agent upload cap in bytes/s (0: none)")
-	fs.Int64("download-rate-limit", 0, "agent download cap from peers in bytes/s (0: none)")
-	fs.Int64("max-disk", 0, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
-	fs.String("agent-user", fetch.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
+	fs.Duration("seed-time", d.SeedTime, "how long the agent seeds after its last fetch")
+	fs.Duration("connect-timeout", fetch.DefaultConnectTimeout, "give up when the service or agent cannot be reached in this time")
+	fs.Duration("stall-timeout", fetch.DefaultStallTimeout, "give up when the download makes no progress for this long")
+	fs.Duration("peer-grace", d.PeerGrace, "how long peers may deliver nothing before the mirror joins")
+	fs.Bool("webseed-idle-pieces", d.WebseedIdlePieces, "let the mirror also send pieces peers have but are not sending (bursts end sooner, the mirror sends more)")
+	fs.String("peer-host", d.PeerHost, "address the agent listens on for peers (empty: all)")
+	fs.Int("peer-port", d.PeerPort, "port the agent listens on for peers (0: any)")
+	fs.Int64("upload-rate-limit", d.UploadRateLimit, "agent upload cap in bytes/s (0: none)")
+	fs.Int64("download-rate-limit", d.DownloadRateLimit, "agent download cap from peers in bytes/s (0: none)")
+	fs.Int64("max-disk", d.MaxDisk, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
+	fs.String("agent-user", control.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
-	fs.String("metrics-listen", "", "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
+	fs.String("metrics-listen", d.MetricsListen, "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
 	fs.StringSlice("http-only", fetch.DefaultHTTPOnly, "file name patterns always downloaded over plain HTTP from their URL, never through a torrent (repository databases, signatures)")
 	fs.Int64("http-only-max-size", fetch.DefaultHTTPOnlyMaxSize, "largest file downloaded because it matches http-only, in bytes (-1: no cap)")
 	fs.Bool("json", false, "print a JSON summary on stdout (status: JSON instead of text)")
 	fs.Bool("quiet", false, "no progress output")
-	fs.String("log-level", "info", "agent log level (debug, info, warn, error)")
+	fs.String("log-level", d.LogLevel, "agent log level (debug, info, warn, error)")
 	return fs
 }
 
@@ -110,12 +110,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case len(pos) == 1 && pos[0] == "agent":
 		return runAgent(ctx, k, stateDir, stderr)
 	case len(pos) == 1 && pos[0] == "stop":
-		if err := fetch.Stop(ctx, stateDir); err != nil {
+		if err := control.Stop(ctx, stateDir); err != nil {
 			return fail(err)
 		}
 		return 0
 	case len(pos) == 1 && pos[0] == "status":
-		st, err := fetch.Status(ctx, stateDir)
+		st, err := control.StatusOf(ctx, stateDir)
 		if err != nil {
 			return fail(err)
 		}
@@ -128,7 +128,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case len(pos) == 1 && pos[0] == "metrics":
-		text, err := fetch.Metrics(ctx, stateDir)
+		text, err := control.MetricsOf(ctx, stateDir)
 		if err != nil {
 			return fail(err)
 		}
@@ -167,29 +167,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ConnectTimeout:  k.Duration("connect-timeout"),
 		StallTimeout:    k.Duration("stall-timeout"),
 		HTTPFallback:    k.Bool("http-fallback"),
-		AgentUser:       k.String("agent-user"),
 		HTTPOnly:        k.Strings("http-only"),
 		HTTPOnlyMaxSize: k.Int64("http-only-max-size"),
 		Warn:            func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
-		AgentCommand: []string{exe, "agent",
-			"--config", os.DevNull,
-			"--state-dir", stateDir,
-			"--seed-time", k.Duration("seed-time").String(),
-			"--peer-grace", k.Duration("peer-grace").String(),
-			fmt.Sprintf("--webseed-idle-pieces=%t", k.Bool("webseed-idle-pieces")),
-			"--peer-host", k.String("peer-host"),
-			"--peer-port", fmt.Sprint(k.Int("peer-port")),
-			"--upload-rate-limit", fmt.Sprint(k.Int64("upload-rate-limit")),
-			"--download-rate-limit", fmt.Sprint(k.Int64("download-rate-limit")),
-			"--max-disk", fmt.Sprint(k.Int64("max-disk")),
-			"--log-level", k.String("log-level"),
-			"--metrics-listen", k.String("metrics-listen"),
-			"--service", k.String("service"),
+		Launch: control.Launch{
+			Command: append([]string{exe, "agent", "--config", os.DevNull}, agentSettings(k, stateDir).Args()...),
+			User:    k.String("agent-user"),
 		},
-	}
-	for _, m := range k.Strings("mirror") {
-		cfg.AgentCommand = append(cfg.AgentCommand, "--mirror", m)
 	}
 	if !k.Bool("quiet") {
 		f, _ := stderr.(*os.File)
@@ -207,60 +192,38 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runAgent(ctx context.Context, k interface {
+// settings is what agentSettings reads its values from.
+type settings interface {
 	String(string) string
+	Strings(string) []string
 	Duration(string) time.Duration
 	Int(string) int
 	Int64(string) int64
 	Bool(string) bool
-	Strings(string) []string
-}, stateDir string, stderr io.Writer) int {
-	if os.Geteuid() == 0 {
-		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", agent.ErrRoot)
-		return 1
-	}
-	if err := agent.Reexec(); err != nil {
-		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
-		return 1
-	}
-	// From here on the agent's output goes to its log, unless systemd
-	// collects it (the always-on agent's unit).
-	if os.Getenv("JOURNAL_STREAM") == "" {
-		logf, err := agent.OpenLog(stateDir)
-		if err != nil {
-			fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
-			return 1
-		}
-		defer logf.Close()
-		stderr = logf
-	}
-	if prefix := os.Getenv("PKGTORRENT_CPUPROFILE"); prefix != "" {
-		// A CPU profile of the agent for pprof, written when it exits
-		// (for the benchmark; not a setting).
-		if f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(k.String("log-level"))); err != nil {
-		fmt.Fprintf(stderr, "pkgtorrent-get agent: log-level: %v\n", err)
-		return 2
-	}
-	err := agent.Run(ctx, agent.Config{
+}
+
+// agentSettings reads the agent's settings from the effective
+// configuration.
+func agentSettings(k settings, stateDir string) control.Settings {
+	return control.Settings{
 		StateDir:          stateDir,
-		PeerHost:          k.String("peer-host"),
-		PeerPort:          k.Int("peer-port"),
 		SeedTime:          k.Duration("seed-time"),
 		PeerGrace:         k.Duration("peer-grace"),
 		WebseedIdlePieces: k.Bool("webseed-idle-pieces"),
+		PeerHost:          k.String("peer-host"),
+		PeerPort:          k.Int("peer-port"),
 		UploadRateLimit:   k.Int64("upload-rate-limit"),
 		DownloadRateLimit: k.Int64("download-rate-limit"),
 		MaxDisk:           k.Int64("max-disk"),
 		MetricsListen:     k.String("metrics-listen"),
+		LogLevel:          k.String("log-level"),
 		Service:           k.String("service"),
 		Mirrors:           k.Strings("mirror"),
-		Logger:            slog.New(slog.NewTextHandler(agent.BestEffort(stderr), &slog.HandlerOptions{Level: level})),
-	})
+	}
+}
+
+func runAgent(ctx context.Context, k settings, stateDir string, stderr io.Writer) int {
+	err := agent.Main(ctx, agentSettings(k, stateDir), stderr)
 	if err == agent.ErrRunning {
 		return 0
 	}

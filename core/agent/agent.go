@@ -33,45 +33,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/store"
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
 // Config configures an agent.
 type Config struct {
-	// StateDir holds the socket, the lock, the log and the store.
-	StateDir string
-	// PeerHost is the address peers connect to ("" for all interfaces).
-	PeerHost string
-	// PeerPort is the BitTorrent listen port (0: any free port).
-	PeerPort int
-	// SeedTime is how long the agent seeds after its last fetch ends.
-	SeedTime time.Duration
-	// PeerGrace is how long peers may deliver nothing before the webseeds join.
-	PeerGrace time.Duration
-	// WebseedIdlePieces lets the webseeds also fetch pieces connected peers
-	// have but are not sending (by default they leave every piece a peer
-	// has to the peers): a fetch ends sooner when the peers are slower than
-	// the mirror, and the mirror sends more.
-	WebseedIdlePieces bool
-	// UploadRateLimit and DownloadRateLimit cap peer traffic in bytes/s (0: none).
-	UploadRateLimit   int64
-	DownloadRateLimit int64
-	// MaxDisk caps the bytes of data the agent keeps (0: no cap). When over
-	// it, data no torrent uses goes first, then the torrents seeded longest
-	// ago are dropped and their data deleted; data of running fetches stays.
-	MaxDisk int64
-	// MetricsListen is a TCP address to serve Prometheus metrics on at
-	// /metrics ("": none; the metrics are also available on the socket).
-	MetricsListen string
+	control.Settings
 	// Logger receives the agent's log; nil discards it.
 	Logger *slog.Logger
-	// Service and Mirrors are the service and mirror base URLs the agent
-	// was configured with. A client other than root and the agent's own
-	// user gets only torrents this service vouches for (the service serves
-	// the same torrent for the batch), with mirrors from this list.
-	Service string
-	Mirrors []string
 }
 
 // Agent is a running agent.
@@ -134,7 +106,7 @@ func start(cfg Config) (*Agent, error) {
 		return nil, ErrRoot
 	}
 	if cfg.PeerGrace <= 0 {
-		cfg.PeerGrace = time.Second
+		cfg.PeerGrace = control.Defaults.PeerGrace
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -197,7 +169,7 @@ func start(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting BitTorrent engine: %w", err)
 	}
-	sock := SocketPath(cfg.StateDir)
+	sock := control.SocketPath(cfg.StateDir)
 	os.Remove(sock) // stale from a killed agent: we hold the lock
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -273,7 +245,7 @@ func (a *Agent) shutdown(why string) {
 		if a.mln != nil {
 			a.mln.Close()
 		}
-		os.Remove(SocketPath(a.cfg.StateDir))
+		os.Remove(control.SocketPath(a.cfg.StateDir))
 		a.leaveSwarms()
 		a.cl.Close()
 		a.mu.Lock()
@@ -294,35 +266,35 @@ func (a *Agent) handle(c net.Conn) {
 	enc := json.NewEncoder(c)
 	r := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(requestTimeout))
-	line, err := readLine(r, MaxRequest)
+	line, err := readLine(r, control.MaxRequest)
 	if err != nil {
-		enc.Encode(Reply{Type: "error", Error: "bad request: " + err.Error()})
+		enc.Encode(control.Reply{Type: "error", Error: "bad request: " + err.Error()})
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	var req Request
+	var req control.Request
 	if err := json.Unmarshal(line, &req); err != nil {
-		enc.Encode(Reply{Type: "error", Error: "bad request: " + err.Error()})
+		enc.Encode(control.Reply{Type: "error", Error: "bad request: " + err.Error()})
 		return
 	}
 	switch req.Op {
 	case "stop":
 		if !trusted {
-			enc.Encode(Reply{Type: "error", Error: "only root and the agent's user may stop the agent"})
+			enc.Encode(control.Reply{Type: "error", Error: "only root and the agent's user may stop the agent"})
 			return
 		}
-		enc.Encode(Reply{Type: "done"})
+		enc.Encode(control.Reply{Type: "done"})
 		a.shutdown("stop requested")
 	case "status":
 		s := a.status()
-		enc.Encode(Reply{Type: "status", Status: &s})
+		enc.Encode(control.Reply{Type: "status", Status: &s})
 	case "metrics":
 		text, err := a.metricsText()
 		if err != nil {
-			enc.Encode(Reply{Type: "error", Error: err.Error()})
+			enc.Encode(control.Reply{Type: "error", Error: err.Error()})
 			return
 		}
-		enc.Encode(Reply{Type: "metrics", Metrics: text})
+		enc.Encode(control.Reply{Type: "metrics", Metrics: text})
 	case "fetch":
 		// The client closing its end cancels the fetch.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -330,13 +302,13 @@ func (a *Agent) handle(c net.Conn) {
 			io.Copy(io.Discard, r)
 			cancel()
 		}()
-		err := a.fetch(ctx, req, trusted, func(rep Reply) error { return enc.Encode(rep) })
+		err := a.fetch(ctx, req, trusted, func(rep control.Reply) error { return enc.Encode(rep) })
 		cancel()
 		if err != nil {
-			enc.Encode(Reply{Type: "error", Error: err.Error()})
+			enc.Encode(control.Reply{Type: "error", Error: err.Error()})
 		}
 	default:
-		enc.Encode(Reply{Type: "error", Error: fmt.Sprintf("unknown op %q", req.Op)})
+		enc.Encode(control.Reply{Type: "error", Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}
 }
 
@@ -388,7 +360,7 @@ func (a *Agent) busy(delta int) {
 	a.mu.Unlock()
 }
 
-func (a *Agent) fetch(ctx context.Context, req Request, trusted bool, send func(Reply) error) error {
+func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, send func(control.Reply) error) error {
 	a.busy(1)
 	defer a.busy(-1)
 	mi, info, mirrors, err := pmeta.Parse(req.Torrent)
@@ -406,9 +378,9 @@ func (a *Agent) fetch(ctx context.Context, req Request, trusted bool, send func(
 	}
 	defer a.release(e)
 	base := e.t.Stats()
-	progress := func() Progress {
+	progress := func() control.Progress {
 		s := e.t.Stats()
-		p := Progress{
+		p := control.Progress{
 			Total:       e.payload,
 			FromPeers:   s.PeerConns.BytesReadUsefulData.Int64() - base.PeerConns.BytesReadUsefulData.Int64(),
 			FromWebseed: s.WebSeeds.BytesReadUsefulData.Int64() - base.WebSeeds.BytesReadUsefulData.Int64(),
@@ -453,7 +425,7 @@ func (a *Agent) fetch(ctx context.Context, req Request, trusted bool, send func(
 				}
 				files[rel] = p
 			}
-			if err := send(Reply{Type: "done", Progress: progress(), Files: files}); err != nil {
+			if err := send(control.Reply{Type: "done", Progress: progress(), Files: files}); err != nil {
 				return err
 			}
 			// The client places the files, then hangs up: until then the
@@ -471,7 +443,7 @@ func (a *Agent) fetch(ctx context.Context, req Request, trusted bool, send func(
 			} else if time.Since(lastMove) > fetchStall {
 				return fmt.Errorf("no progress for %s", fetchStall)
 			}
-			if err := send(Reply{Type: "progress", Progress: p}); err != nil {
+			if err := send(control.Reply{Type: "progress", Progress: p}); err != nil {
 				return err
 			}
 		}
@@ -547,7 +519,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 func (a *Agent) announceCompleted(e *entry) {
 	id, port := a.cl.PeerID(), a.cl.LocalPort()
 	for _, tr := range e.trackers {
-		if err := announceEvent(a.web, tr, e.t.InfoHash(), id, port, "completed"); err != nil {
+		if err := tracker.AnnounceEvent(a.web, tr, e.t.InfoHash(), id, port, "completed"); err != nil {
 			a.log.Debug("completed announce failed", "tracker", tr, "err", err)
 		}
 	}
@@ -633,7 +605,7 @@ func (a *Agent) leaveSwarms() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := announceStopped(a.web, tr, ih, id, port); err != nil {
+				if err := tracker.AnnounceEvent(a.web, tr, ih, id, port, "stopped"); err != nil {
 					a.log.Debug("stopped announce failed", "tracker", tr, "err", err)
 				}
 			}()
@@ -663,7 +635,7 @@ func spreadOrder(t *torrent.Torrent) {
 func (a *Agent) swarmSize(trackers [][]string, ih metainfo.Hash) int {
 	for _, tier := range trackers {
 		for _, tr := range tier {
-			n, err := scrape(a.web, tr, ih)
+			n, err := tracker.Scrape(a.web, tr, ih)
 			if err == nil {
 				return n
 			}
@@ -682,8 +654,8 @@ func (a *Agent) addWebseeds(e *entry, why string) {
 	e.t.AddWebSeeds(e.mirrors, torrent.WebSeedPathEscaper(mirrorPath))
 }
 
-func (a *Agent) status() Status {
-	s := Status{PID: os.Getpid(), PeerPort: a.cl.LocalPort(), Uptime: time.Since(a.start).Seconds()}
+func (a *Agent) status() control.Status {
+	s := control.Status{PID: os.Getpid(), PeerPort: a.cl.LocalPort(), Uptime: time.Since(a.start).Seconds()}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, e := range a.entries {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
 
 // BestEffort wraps the agent's log destination so that failed writes (a
@@ -21,9 +23,6 @@ func (b bestEffort) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// LogName is the agent's log file inside its state directory.
-const LogName = "agent.log"
-
 // OpenLog opens (creating it, mode 0600) the agent's log in stateDir for
 // appending and makes it the process's standard output and error, so that
 // whatever the process prints, a panic included, lands there. It is called
@@ -33,7 +32,7 @@ func OpenLog(stateDir string) (*os.File, error) {
 	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	p := filepath.Join(stateDir, LogName)
+	p := filepath.Join(stateDir, control.LogName)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening agent log: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
 
 const (
@@ -31,7 +32,7 @@ const (
 // contacts no URL its configuration does not name (the torrent's webseeds
 // and trackers are the service's), and stores and seeds only what the
 // service vouches for.
-func (a *Agent) vouch(ctx context.Context, req Request, info *metainfo.Info) error {
+func (a *Agent) vouch(ctx context.Context, req control.Request, info *metainfo.Info) error {
 	if a.cfg.Service == "" {
 		return errors.New("this agent has no service configured: only root and the agent's user may fetch through it")
 	}
@@ -64,7 +65,7 @@ func (a *Agent) vouch(ctx context.Context, req Request, info *metainfo.Info) err
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("the service does not know this batch (%s)", resp.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxRequest))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, control.MaxRequest))
 	if err != nil {
 		return fmt.Errorf("asking the service for the batch: %w", err)
 	}

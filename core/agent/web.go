@@ -1,16 +1,12 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
-	"github.com/anacrolix/torrent/bencode"
-	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/webseed"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -81,83 +77,4 @@ type zeros struct{}
 func (zeros) Read(b []byte) (int, error) {
 	clear(b)
 	return len(b), nil
-}
-
-// scrape asks an HTTP tracker how many peers (seeders and leechers) it knows
-// for ih (BEP 48: the scrape URL replaces the last "announce" of the
-// announce URL).
-// announceStopped sends an HTTP tracker a "stopped" announce for ih from
-// the peer id and port the engine announced with.
-func announceStopped(c *http.Client, announce string, ih metainfo.Hash, id [20]byte, port int) error {
-	return announceEvent(c, announce, ih, id, port, "stopped")
-}
-
-// announceEvent tells an HTTP tracker an event ("stopped", "completed") of
-// this peer, which has nothing left to download.
-func announceEvent(c *http.Client, announce string, ih metainfo.Hash, id [20]byte, port int, event string) error {
-	u, err := url.Parse(announce)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("tracker %q is not HTTP", announce)
-	}
-	q := u.Query()
-	q.Set("info_hash", string(ih[:]))
-	q.Set("peer_id", string(id[:]))
-	q.Set("port", strconv.Itoa(port))
-	q.Set("uploaded", "0")
-	q.Set("downloaded", "0")
-	q.Set("left", "0")
-	q.Set("event", event)
-	q.Set("compact", "1")
-	u.RawQuery = q.Encode()
-	resp, err := c.Get(u.String())
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("announce: %s", resp.Status)
-	}
-	return nil
-}
-
-func scrape(c *http.Client, announce string, ih metainfo.Hash) (int, error) {
-	u, err := url.Parse(announce)
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndex(u.Path, "/announce")
-	if i < 0 || (u.Scheme != "http" && u.Scheme != "https") {
-		return 0, fmt.Errorf("tracker %q has no scrape convention", announce)
-	}
-	u.Path = u.Path[:i] + "/scrape" + u.Path[i+len("/announce"):]
-	q := u.Query()
-	q.Set("info_hash", string(ih[:]))
-	u.RawQuery = q.Encode()
-	resp, err := c.Get(u.String())
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape: %s", resp.Status)
-	}
-	var sr struct {
-		Files map[string]struct {
-			Complete   int `bencode:"complete"`
-			Incomplete int `bencode:"incomplete"`
-		} `bencode:"files"`
-	}
-	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
-		return 0, fmt.Errorf("scrape: %w", err)
-	}
-	f := sr.Files[string(ih[:])]
-	return f.Complete + f.Incomplete, nil
 }

@@ -14,18 +14,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/pkgtorrent/pkgtorrent/core/agent"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
 	"golang.org/x/sync/errgroup"
@@ -39,22 +37,19 @@ type Config struct {
 	Mirrors []string
 	// StateDir selects the agent.
 	StateDir string
-	// AgentCommand starts an agent for StateDir when none is running.
-	AgentCommand []string
+	// Launch starts an agent for StateDir when none is running.
+	Launch control.Launch
 	// ConnectTimeout bounds reaching the service and the agent.
 	ConnectTimeout time.Duration
 	// StallTimeout bounds any wait without progress.
 	StallTimeout time.Duration
 	// Progress receives progress reports; nil for none.
-	Progress func(agent.Progress)
+	Progress func(control.Progress)
 	// HTTPFallback downloads the files over plain HTTP from their URLs when
 	// the torrent fetch fails (for callers without a downloader of their own).
 	HTTPFallback bool
 	// Warn receives one-line notices (the fallback); nil for none.
 	Warn func(string)
-	// AgentUser is the user the agent runs as when the caller is root
-	// (DefaultAgentUser if empty; see agentUser).
-	AgentUser string
 	// HTTPOnly are file name patterns (path.Match syntax, matched against
 	// the last element of the URL path) of files that are always
 	// downloaded over plain HTTP from their URL, never through a torrent:
@@ -65,6 +60,13 @@ type Config struct {
 	// matches HTTPOnly (0: DefaultHTTPOnlyMaxSize; negative: no cap).
 	HTTPOnlyMaxSize int64
 }
+
+// DefaultConnectTimeout and DefaultStallTimeout are the timeouts of a fetch
+// whose Config sets none.
+const (
+	DefaultConnectTimeout = 3 * time.Second
+	DefaultStallTimeout   = 15 * time.Second
+)
 
 // DefaultHTTPOnlyMaxSize is the default HTTPOnlyMaxSize: above the largest
 // repository databases, far below what would fill a disk.
@@ -114,10 +116,10 @@ type Result struct {
 func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	start := time.Now()
 	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 3 * time.Second
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = 15 * time.Second
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	var direct, rest []Item
 	for _, it := range items {
@@ -221,15 +223,15 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("service sent a bad torrent: %w", err)
 	}
-	conn, err := dialAgent(ctx, cfg)
+	conn, err := control.Connect(ctx, cfg.StateDir, cfg.Launch, cfg.ConnectTimeout)
 	if err != nil {
 		return Result{}, err
 	}
 	defer conn.Close()
-	if err := conn.Send(agent.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
+	if err := conn.Send(control.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
 		return Result{}, fmt.Errorf("talking to agent: %w", err)
 	}
-	var last agent.Progress
+	var last control.Progress
 	lastMove := time.Now()
 	var files map[string]string
 	for files == nil {
@@ -414,107 +416,4 @@ func httpClient(cfg Config) *http.Client {
 		ResponseHeaderTimeout: cfg.StallTimeout,
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 	}}
-}
-
-// dialAgent connects to the agent, starting one when none runs.
-func dialAgent(ctx context.Context, cfg Config) (*agent.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	defer cancel()
-	if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {
-		return c, nil
-	}
-	if len(cfg.AgentCommand) == 0 {
-		return nil, errors.New("no agent running and no command to start one")
-	}
-	id, err := agentUser(cfg.AgentUser)
-	if err != nil {
-		return nil, err
-	}
-	if err := prepareStateDir(cfg.StateDir, id); err != nil {
-		return nil, err
-	}
-	// The agent opens its log itself (as the agent user): root opens
-	// nothing in a directory the agent user controls.
-	cmd := exec.Command(cfg.AgentCommand[0], cfg.AgentCommand[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: id.cred}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting agent: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {
-			return c, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("agent did not start within %s (see %s)", cfg.ConnectTimeout, filepath.Join(cfg.StateDir, agent.LogName))
-		case <-exited:
-			// Another agent may have won the race for the state directory.
-			if c, err := agent.Dial(ctx, cfg.StateDir); err == nil {
-				return c, nil
-			}
-			exited = nil
-		case <-tick.C:
-		}
-	}
-}
-
-// Stop asks the agent of stateDir to exit; no agent running is not an error.
-func Stop(ctx context.Context, stateDir string) error {
-	c, err := agent.Dial(ctx, stateDir)
-	if err != nil {
-		return nil
-	}
-	defer c.Close()
-	if err := c.Send(agent.Request{Op: "stop"}); err != nil {
-		return err
-	}
-	if _, err := c.Recv(time.Now().Add(5 * time.Second)); err != nil {
-		return err
-	}
-	// Wait until the agent has let go of its socket.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(agent.SocketPath(stateDir)); err != nil {
-			return nil
-		}
-	}
-	return errors.New("agent did not stop within 5s")
-}
-
-// Metrics asks the agent of stateDir for its Prometheus metrics (text
-// format).
-func Metrics(ctx context.Context, stateDir string) (string, error) {
-	c, err := agent.Dial(ctx, stateDir)
-	if err != nil {
-		return "", fmt.Errorf("no agent running for %s", stateDir)
-	}
-	defer c.Close()
-	if err := c.Send(agent.Request{Op: "metrics"}); err != nil {
-		return "", err
-	}
-	rep, err := c.Recv(time.Now().Add(5 * time.Second))
-	if err != nil {
-		return "", err
-	}
-	return rep.Metrics, nil
-}
-
-// Status asks the agent of stateDir for its status.
-func Status(ctx context.Context, stateDir string) (*agent.Status, error) {
-	c, err := agent.Dial(ctx, stateDir)
-	if err != nil {
-		return nil, fmt.Errorf("no agent running for %s", stateDir)
-	}
-	defer c.Close()
-	if err := c.Send(agent.Request{Op: "status"}); err != nil {
-		return nil, err
-	}
-	rep, err := c.Recv(time.Now().Add(5 * time.Second))
-	if err != nil {
-		return nil, err
-	}
-	return rep.Status, nil
 }

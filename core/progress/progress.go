@@ -11,7 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/pkgtorrent/pkgtorrent/core/agent"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
 
 // Reporter receives progress and renders it.
@@ -45,7 +45,7 @@ func New(w io.Writer, bar bool, every time.Duration) *Reporter {
 }
 
 // Update renders p.
-func (r *Reporter) Update(p agent.Progress) {
+func (r *Reporter) Update(p control.Progress) {
 	if r.bar != nil {
 		if r.bar.GetMax64() != p.Total {
 			r.bar.ChangeMax64(p.Total)
@@ -72,7 +72,7 @@ func (r *Reporter) Finish() {
 	}
 }
 
-func describe(p agent.Progress) string {
+func describe(p control.Progress) string {
 	web := "webseed idle"
 	if p.Webseed {
 		web = "webseed " + human(p.FromWebseed)
@@ -101,7 +101,7 @@ func human(n int64) string {
 }
 
 // WriteStatus writes the agent's status s for a human.
-func WriteStatus(w io.Writer, s agent.Status) error {
+func WriteStatus(w io.Writer, s control.Status) error {
 	up := time.Duration(s.Uptime * float64(time.Second)).Round(time.Second)
 	_, err := fmt.Fprintf(w, `agent:      pid %d, up %s, peer port %d
 torrents:   %d (%d seeding), %d peers connected

@@ -1,4 +1,4 @@
-package fetch
+package control
 
 import (
 	"errors"

@@ -1,4 +1,9 @@
-package agent
+// Package control is the agent's control protocol and its client side: the
+// request and reply lines of the agent's unix socket, dialing an agent, and
+// starting one (as the unprivileged agent user when the caller is root) when
+// none runs. It does not hold the BitTorrent engine: the commands that only
+// talk to an agent import this package, not package agent.
+package control
 
 import (
 	"bufio"
@@ -13,6 +18,9 @@ import (
 
 // SocketName is the agent's socket inside its state directory.
 const SocketName = "agent.sock"
+
+// LogName is the agent's log file inside its state directory.
+const LogName = "agent.log"
 
 // SocketPath returns the socket of the agent for stateDir.
 func SocketPath(stateDir string) string { return filepath.Join(stateDir, SocketName) }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/core/config"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
+)
+
+// The agent's settings cross one process boundary as options: every field
+// of control.Settings survives Args and the agent's own parsing, and the
+// flags' defaults are control.Defaults.
+func TestAgentSettingsRoundTrip(t *testing.T) {
+	want := control.Settings{
+		StateDir:          "/var/cache/x",
+		SeedTime:          7 * time.Minute,
+		PeerGrace:         3 * time.Second,
+		WebseedIdlePieces: true,
+		PeerHost:          "127.0.0.1",
+		PeerPort:          6881,
+		UploadRateLimit:   1000,
+		DownloadRateLimit: 2000,
+		MaxDisk:           3000,
+		MetricsListen:     "127.0.0.1:9477",
+		LogLevel:          "debug",
+		Service:           "http://127.0.0.1:7070/",
+		Mirrors:           []string{"http://a/", "http://b/"},
+	}
+	v := reflect.ValueOf(want)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("set %s in this test: every setting must cross", v.Type().Field(i).Name)
+		}
+	}
+	parse := func(args []string) control.Settings {
+		fs := flags()
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		k, err := config.Load(fs, "/dev/null", true, "PKGTORRENT_NO_SUCH_PREFIX_")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return agentSettings(k, k.String("state-dir"))
+	}
+	if got := parse(append([]string{"agent"}, want.Args()...)); !reflect.DeepEqual(got, want) {
+		t.Errorf("after Args and parsing:\n got %+v\nwant %+v", got, want)
+	}
+	d := control.Defaults
+	got := parse([]string{"--state-dir", "/s"})
+	got.StateDir, d.StateDir = "", ""
+	got.Mirrors = nil
+	if !reflect.DeepEqual(got, d) {
+		t.Errorf("flag defaults:\n got %+v\nwant %+v", got, d)
+	}
+}

@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+
+	"github.com/pkgtorrent/pkgtorrent/core/control"
+)
+
+// Main is the agent process (pkgtorrent-get agent): it refuses root,
+// makes sure the engine's start-up settings are in place (see Reexec),
+// sends its output to the agent's log (unless systemd collects it), and
+// runs the agent with s until it stops. stderr is where errors go before
+// the log is open.
+func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
+	if os.Geteuid() == 0 {
+		return ErrRoot
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		return fmt.Errorf("log-level: %w", err)
+	}
+	if err := Reexec(); err != nil {
+		return err
+	}
+	if os.Getenv("JOURNAL_STREAM") == "" {
+		logf, err := OpenLog(s.StateDir)
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		stderr = logf
+	}
+	if prefix := os.Getenv("PKGTORRENT_CPUPROFILE"); prefix != "" {
+		// A CPU profile of the agent for pprof, written when it exits
+		// (for the benchmark; not a setting).
+		if f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	err := Run(ctx, Config{
+		Settings: s,
+		Logger:   slog.New(slog.NewTextHandler(BestEffort(stderr), &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil && err != ErrRunning {
+		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
+	}
+	return err
+}

@@ -1,0 +1,126 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Launch says how to start an agent when none runs.
+type Launch struct {
+	// Command is the agent's program and arguments (for pkgtorrent-get:
+	// itself, "agent" and Settings.Args); empty: never start one.
+	Command []string
+	// User is the user the agent runs as when the caller is root
+	// (DefaultAgentUser if empty; see agentUser).
+	User string
+}
+
+// Connect connects to the agent of stateDir, starting one with l when none
+// runs, within timeout.
+func Connect(ctx context.Context, stateDir string, l Launch, timeout time.Duration) (*Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if c, err := Dial(ctx, stateDir); err == nil {
+		return c, nil
+	}
+	if len(l.Command) == 0 {
+		return nil, errors.New("no agent running and no command to start one")
+	}
+	id, err := agentUser(l.User)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareStateDir(stateDir, id); err != nil {
+		return nil, err
+	}
+	// The agent opens its log itself (as the agent user): root opens
+	// nothing in a directory the agent user controls.
+	cmd := exec.Command(l.Command[0], l.Command[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: id.cred}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting agent: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := Dial(ctx, stateDir); err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("agent did not start within %s (see %s)", timeout, filepath.Join(stateDir, LogName))
+		case <-exited:
+			// Another agent may have won the race for the state directory.
+			if c, err := Dial(ctx, stateDir); err == nil {
+				return c, nil
+			}
+			exited = nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop asks the agent of stateDir to exit; no agent running is not an error.
+func Stop(ctx context.Context, stateDir string) error {
+	c, err := Dial(ctx, stateDir)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	if err := c.Send(Request{Op: "stop"}); err != nil {
+		return err
+	}
+	if _, err := c.Recv(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	// Wait until the agent has let go of its socket.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(SocketPath(stateDir)); err != nil {
+			return nil
+		}
+	}
+	return errors.New("agent did not stop within 5s")
+}
+
+// MetricsOf asks the agent of stateDir for its Prometheus metrics (text
+// format).
+func MetricsOf(ctx context.Context, stateDir string) (string, error) {
+	c, err := Dial(ctx, stateDir)
+	if err != nil {
+		return "", fmt.Errorf("no agent running for %s", stateDir)
+	}
+	defer c.Close()
+	if err := c.Send(Request{Op: "metrics"}); err != nil {
+		return "", err
+	}
+	rep, err := c.Recv(time.Now().Add(5 * time.Second))
+	if err != nil {
+		return "", err
+	}
+	return rep.Metrics, nil
+}
+
+// StatusOf asks the agent of stateDir for its status.
+func StatusOf(ctx context.Context, stateDir string) (*Status, error) {
+	c, err := Dial(ctx, stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("no agent running for %s", stateDir)
+	}
+	defer c.Close()
+	if err := c.Send(Request{Op: "status"}); err != nil {
+		return nil, err
+	}
+	rep, err := c.Recv(time.Now().Add(5 * time.Second))
+	if err != nil {
+		return nil, err
+	}
+	return rep.Status, nil
+}

@@ -1,0 +1,88 @@
+package tracker
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/anacrolix/torrent/bencode"
+)
+
+// AnnounceEvent tells the HTTP tracker at announce an event ("stopped",
+// "completed") of the peer with this id and port for the torrent ih, a
+// peer with nothing left to download. The agent sends them itself: the
+// engine announces on its own schedule, and not at all when it closes.
+func AnnounceEvent(c *http.Client, announce string, ih [20]byte, id [20]byte, port int, event string) error {
+	u, err := url.Parse(announce)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("tracker %q is not HTTP", announce)
+	}
+	q := u.Query()
+	q.Set("info_hash", string(ih[:]))
+	q.Set("peer_id", string(id[:]))
+	q.Set("port", strconv.Itoa(port))
+	q.Set("uploaded", "0")
+	q.Set("downloaded", "0")
+	q.Set("left", "0")
+	q.Set("event", event)
+	q.Set("compact", "1")
+	u.RawQuery = q.Encode()
+	resp, err := c.Get(u.String())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("announce: %s", resp.Status)
+	}
+	return nil
+}
+
+// Scrape asks the HTTP tracker at announce how many peers (seeders and
+// leechers) it knows for ih (BEP 48: the scrape URL replaces the last
+// "announce" of the announce URL).
+func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
+	u, err := url.Parse(announce)
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndex(u.Path, "/announce")
+	if i < 0 || (u.Scheme != "http" && u.Scheme != "https") {
+		return 0, fmt.Errorf("tracker %q has no scrape convention", announce)
+	}
+	u.Path = u.Path[:i] + "/scrape" + u.Path[i+len("/announce"):]
+	q := u.Query()
+	q.Set("info_hash", string(ih[:]))
+	u.RawQuery = q.Encode()
+	resp, err := c.Get(u.String())
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape: %s", resp.Status)
+	}
+	var sr struct {
+		Files map[string]struct {
+			Complete   int `bencode:"complete"`
+			Incomplete int `bencode:"incomplete"`
+		} `bencode:"files"`
+	}
+	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
+		return 0, fmt.Errorf("scrape: %w", err)
+	}
+	f := sr.Files[string(ih[:])]
+	return f.Complete + f.Incomplete, nil
+}
