@@ -1,0 +1,193 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/core/control"
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+)
+
+func (a *Agent) busy(delta int) {
+	a.mu.Lock()
+	a.active += delta
+	a.lastWork = time.Now()
+	a.mu.Unlock()
+}
+
+func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, send func(control.Reply) error) error {
+	a.busy(1)
+	defer a.busy(-1)
+	mi, info, mirrors, err := pmeta.Parse(req.Torrent)
+	if err != nil {
+		return err
+	}
+	if !trusted {
+		if err := a.vouch(ctx, req, info); err != nil {
+			return err
+		}
+	}
+	e, err := a.add(mi, info, append(mirrors, req.Mirrors...))
+	if err != nil {
+		return err
+	}
+	defer a.release(e)
+	base := e.t.Stats()
+	progress := func() control.Progress {
+		s := e.t.Stats()
+		p := control.Progress{
+			Total:       e.payload,
+			FromPeers:   s.PeerConns.BytesReadUsefulData.Int64() - base.PeerConns.BytesReadUsefulData.Int64(),
+			FromWebseed: s.WebSeeds.BytesReadUsefulData.Int64() - base.WebSeeds.BytesReadUsefulData.Int64(),
+			Peers:       len(e.t.PeerConns()),
+			Webseed:     e.webOn.Load(),
+		}
+		// The torrent's count, padding included, scaled to the payload:
+		// one pass over the missing pieces, where summing the files'
+		// counts cost a bitmap per file (8% of an agent's CPU in a burst
+		// of 1,000 files).
+		if length := e.t.Length(); length > 0 {
+			p.Completed = int64(float64(e.t.BytesCompleted()) / float64(length) * float64(e.payload))
+		}
+		return p
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var lastDone int64
+	lastMove := time.Now()
+	for {
+		done := e.t.Complete().On()
+		if err := e.failed.Load(); err != nil {
+			return *err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.stopped:
+			return errors.New("agent stopped")
+		case <-e.t.Closed():
+			if err := e.failed.Load(); err != nil {
+				return *err
+			}
+			return errors.New("torrent dropped by the agent")
+		case <-done:
+			files := map[string]string{}
+			for _, f := range e.files {
+				rel := strings.Join(f.FileInfo().Path, "/")
+				p, _ := e.layout.DataPath(rel)
+				if !a.store.Complete(p) {
+					return fmt.Errorf("%s: data changed on disk after verification", rel)
+				}
+				files[rel] = p
+			}
+			if err := send(control.Reply{Type: "done", Progress: progress(), Files: files}); err != nil {
+				return err
+			}
+			// The client places the files, then hangs up: until then the
+			// data must stay (see enforceMaxDisk), for a bounded time.
+			select {
+			case <-ctx.Done():
+			case <-a.stopped:
+			case <-time.After(placeTimeout):
+			}
+			return nil
+		case <-tick.C:
+			p := progress()
+			if c := e.t.BytesCompleted(); c > lastDone {
+				lastDone, lastMove = c, time.Now()
+			} else if time.Since(lastMove) > fetchStall {
+				return fmt.Errorf("no progress for %s", fetchStall)
+			}
+			if err := send(control.Reply{Type: "progress", Progress: p}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// add returns the entry for a torrent, adding it to the engine if new.
+func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string) (*entry, error) {
+	ih := mi.HashInfoBytes()
+	a.mu.Lock()
+	e, ok := a.entries[ih]
+	if ok {
+		e.users++
+	}
+	a.mu.Unlock()
+	if ok {
+		return e, nil
+	}
+	// Ask the tracker before the engine announces us: we are not a peer.
+	swarm := a.swarmSize(mi.UpvertedAnnounceList(), ih)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.entries[ih]; ok {
+		e.users++
+		return e, nil
+	}
+	layout, err := a.store.Layout(info)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
+	if err != nil {
+		layout.Close()
+		return nil, fmt.Errorf("torrent: %w", err)
+	}
+	e = &entry{layout: layout, webseeds: spec.Webseeds, users: 1}
+	for _, tier := range mi.UpvertedAnnounceList() {
+		e.trackers = append(e.trackers, tier...)
+	}
+	spec.Webseeds = nil // the webseed policy adds them
+	for _, m := range mirrors {
+		if !strings.HasSuffix(m, "/") {
+			m += "/"
+		}
+		e.mirrors = append(e.mirrors, m)
+	}
+	t, _, err := a.cl.AddTorrentSpec(spec)
+	if err != nil {
+		layout.Close()
+		return nil, fmt.Errorf("adding torrent: %w", err)
+	}
+	e.t = t
+	t.SetOnWriteChunkError(func(err error) { a.storageFailed(e, err) })
+	<-t.GotInfo()
+	for _, f := range t.Files() {
+		if !strings.Contains(f.FileInfo().Attr, "p") {
+			e.files = append(e.files, f)
+			e.payload += f.Length()
+		}
+	}
+	t.DownloadAll()
+	spreadOrder(t)
+	a.entries[ih] = e
+	go a.webseedPolicy(e, swarm)
+	return e, nil
+}
+
+// release ends one fetch's use of e.
+func (a *Agent) release(e *entry) {
+	a.mu.Lock()
+	e.users--
+	e.lastUsed = time.Now()
+	a.mu.Unlock()
+}
+
+// storageFailed fails the fetches of a torrent whose data cannot be written
+// (disk full, read-only state directory) and drops it, so that a later fetch
+// starts it afresh.
+func (a *Agent) storageFailed(e *entry, err error) {
+	err = fmt.Errorf("agent cannot store data in %s: %w", a.cfg.StateDir, err)
+	if !e.failed.CompareAndSwap(nil, &err) {
+		return
+	}
+	a.log.Error("dropping torrent", "torrent", e.t.InfoHash().HexString(), "err", err)
+	a.drop(e)
+}

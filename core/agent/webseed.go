@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
+)
+
+// announceCompleted tells the trackers that this host seeds the torrent,
+// which it now has all of. The engine announces on its own schedule, which
+// may come after a small batch has long been fetched from the webseed; until
+// then a tracker would report the torrent with no seeder, and newcomers
+// would pull it from the mirror.
+func (a *Agent) announceCompleted(e *entry) {
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for _, tr := range e.trackers {
+		if err := tracker.AnnounceEvent(a.web, tr, e.t.InfoHash(), id, port, "completed"); err != nil {
+			a.log.Debug("completed announce failed", "tracker", tr, "err", err)
+		}
+	}
+}
+
+// webseedPolicy decides when the webseeds join the torrent, and what they
+// fetch: they join at once when the tracker knows no peer for it, else when
+// peers have delivered nothing for PeerGrace. (Leechers count as peers: a
+// host that just completed is still a leecher to the tracker until its
+// "completed" announce.) Once in, the webseeds fetch only the pieces no
+// connected peer has, unless peers that have pieces we want deliver nothing
+// for leaveGrace times PeerGrace: in a burst the mirror sends each piece
+// about once and the hosts trade the rest, and peers that hold pieces but do
+// not send them hold up a fetch for that long at most. When the torrent is
+// complete, it tells the trackers (announceCompleted).
+func (a *Agent) webseedPolicy(e *entry, swarm int) {
+	if e.t.Complete().Bool() {
+		a.announceCompleted(e)
+		return
+	}
+	e.t.SetWebseedsLeaveOnlyRequestedPeerPieces(a.cfg.WebseedIdlePieces)
+	e.t.SetWebseedsLeavePeerPieces(true)
+	rule := newWebseedRule(time.Now(), a.cfg.PeerGrace, swarm)
+	if rule.join {
+		a.addWebseeds(e, "no peers in the swarm")
+	}
+	leave := rule.leave
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.stopped:
+			return
+		case <-e.t.Closed():
+			return
+		case <-e.t.Complete().On():
+			a.announceCompleted(e)
+			return
+		case now := <-tick.C:
+			if e.t.Complete().Bool() { // when both were ready
+				a.announceCompleted(e)
+				return
+			}
+			st := e.t.Stats()
+			rule.observe(now, st.PeerConns.BytesReadUsefulData.Int64(), e.t.PeersHaveWantedPieces())
+			if rule.join {
+				a.addWebseeds(e, "peers delivered nothing")
+			}
+			if rule.leave != leave {
+				leave = rule.leave
+				e.t.SetWebseedsLeavePeerPieces(leave)
+				a.log.Info("webseeds leave peer pieces", "torrent", e.t.InfoHash().HexString(), "on", leave)
+			}
+		}
+	}
+}
+
+// webseedRule holds the webseed policy's decisions for one torrent, apart
+// from the engine: fed what the host sees of its peers, it says whether the
+// webseeds join (once joined, they stay) and whether they leave the pieces
+// connected peers have to those peers.
+type webseedRule struct {
+	grace        time.Duration
+	lastBytes    int64
+	lastDelivery time.Time // peers delivered something
+	lastFine     time.Time // peers delivered, or had nothing we want
+	join, leave  bool
+}
+
+// newWebseedRule starts the rule at now for a torrent whose trackers know
+// swarm peers (-1: unknown): with none, the webseeds join at once.
+func newWebseedRule(now time.Time, grace time.Duration, swarm int) *webseedRule {
+	return &webseedRule{grace: grace, lastDelivery: now, lastFine: now, join: swarm == 0, leave: true}
+}
+
+// observe takes, at now, the useful bytes received from peers so far and
+// whether connected peers have pieces the host still wants.
+func (r *webseedRule) observe(now time.Time, peerBytes int64, peersHaveWanted bool) {
+	if peerBytes > r.lastBytes {
+		r.lastBytes, r.lastDelivery, r.lastFine = peerBytes, now, now
+	} else if !peersHaveWanted {
+		r.lastFine = now
+	}
+	if now.Sub(r.lastDelivery) >= r.grace {
+		r.join = true
+	}
+	r.leave = now.Sub(r.lastFine) < leaveGrace*r.grace
+}
+
+// leaveGrace is how many PeerGraces peers that have pieces we want may
+// deliver nothing before the webseeds take those pieces too. In a burst of
+// hosts with capped uploads a host's peers often send nothing for a second
+// or two; at one PeerGrace the mirror then sent markedly more of the batch
+// (figures: third_party/torrent/PKGTORRENT.md).
+const leaveGrace = 3
+
+// leaveSwarms tells the trackers of every torrent that this agent stops
+// (event=stopped), all at once and within the web client's timeout. The
+// engine does not when it closes, and a tracker that still counts an
+// exited agent as a seeder makes every newcomer wait PeerGrace for it.
+func (a *Agent) leaveSwarms() {
+	a.mu.Lock()
+	var wg sync.WaitGroup
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for ih, e := range a.entries {
+		for _, tr := range e.trackers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := tracker.AnnounceEvent(a.web, tr, ih, id, port, "stopped"); err != nil {
+					a.log.Debug("stopped announce failed", "tracker", tr, "err", err)
+				}
+			}()
+		}
+	}
+	a.mu.Unlock()
+	wg.Wait()
+}
+
+// spreadOrder makes this host start the torrent at a random piece and wrap
+// around (pieces from the offset on get a higher priority). The engine asks
+// webseeds for the wanted pieces in priority, then index order: without
+// this, every host of a burst would pull the same pieces from the mirror at
+// the same time, and none would have anything to give the others.
+func spreadOrder(t *torrent.Torrent) {
+	n := t.NumPieces()
+	if n < 2 {
+		return
+	}
+	for i := rand.IntN(n); i < n; i++ {
+		t.Piece(i).SetPriority(torrent.PiecePriorityHigh)
+	}
+}
+
+// swarmSize asks the trackers (first that answers) how many peers they know
+// for ih; -1 when none answers.
+func (a *Agent) swarmSize(trackers [][]string, ih metainfo.Hash) int {
+	for _, tier := range trackers {
+		for _, tr := range tier {
+			n, err := tracker.Scrape(a.web, tr, ih)
+			if err == nil {
+				return n
+			}
+			a.log.Debug("scrape failed", "tracker", tr, "err", err)
+		}
+	}
+	return -1
+}
+
+func (a *Agent) addWebseeds(e *entry, why string) {
+	if e.webOn.Swap(true) {
+		return
+	}
+	a.log.Info("webseeds join", "torrent", e.t.InfoHash().HexString(), "reason", why)
+	e.t.AddWebSeeds(e.webseeds, torrent.WebSeedPathEscaper(torrentPath))
+	e.t.AddWebSeeds(e.mirrors, torrent.WebSeedPathEscaper(mirrorPath))
+}

@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"testing"
+	"time"
+)
+
+// The webseed policy's decisions, step by step, without an engine.
+func TestWebseedRule(t *testing.T) {
+	g := time.Second
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	if r := newWebseedRule(t0, g, 0); !r.join || !r.leave {
+		t.Errorf("empty swarm: join %v, leave %v; want the webseeds in at once, leaving peer pieces", r.join, r.leave)
+	}
+	for _, swarm := range []int{-1, 3} {
+		if r := newWebseedRule(t0, g, swarm); r.join {
+			t.Errorf("swarm %d: the webseeds joined before peers had a chance", swarm)
+		}
+	}
+
+	// Peers deliver: the webseeds stay out; they stop for a grace.
+	r := newWebseedRule(t0, g, 2)
+	r.observe(at(500*time.Millisecond), 100, true)
+	r.observe(at(1400*time.Millisecond), 200, true)
+	if r.join {
+		t.Error("joined while peers deliver")
+	}
+	r.observe(at(2300*time.Millisecond), 200, true)
+	if r.join {
+		t.Error("joined before a whole grace without delivery")
+	}
+	r.observe(at(2400*time.Millisecond), 200, true)
+	if !r.join || !r.leave {
+		t.Errorf("after a grace without delivery: join %v, leave %v; want joined, still leaving peer pieces", r.join, r.leave)
+	}
+	// Peers that have wanted pieces keep delivering nothing: after
+	// leaveGrace graces, the webseeds take those pieces too...
+	r.observe(at(1400*time.Millisecond+leaveGrace*g-time.Millisecond), 200, true)
+	if !r.leave {
+		t.Error("took peer pieces before leaveGrace graces")
+	}
+	r.observe(at(1400*time.Millisecond+leaveGrace*g), 200, true)
+	if r.leave {
+		t.Error("still leaving peer pieces after leaveGrace graces without delivery")
+	}
+	// ...until the peers deliver again; joined stays joined.
+	r.observe(at(6*time.Second), 300, true)
+	if !r.leave || !r.join {
+		t.Errorf("peers deliver again: join %v, leave %v; want joined, leaving peer pieces", r.join, r.leave)
+	}
+
+	// Peers with nothing we want are fine: the webseeds join after a grace
+	// but keep leaving peer pieces (there are none to leave).
+	r = newWebseedRule(t0, g, 2)
+	for d := 100 * time.Millisecond; d <= 10*time.Second; d += 100 * time.Millisecond {
+		r.observe(at(d), 0, false)
+	}
+	if !r.join || !r.leave {
+		t.Errorf("peers with nothing wanted: join %v, leave %v", r.join, r.leave)
+	}
+}
