@@ -12,9 +12,9 @@ import (
 //
 // Webseed requests are contiguous ranges that run to the end of a slice. In
 // a burst, hosts that pull long ranges from the mirror at once pull pieces
-// the others are about to hand them: in the three-host test on a capped
-// origin, the origin sent 1.8 copies of the batch with the defaults and 1.2
-// with 256 KiB slices and two requests per host.
+// the others are about to hand them: with the defaults the origin sent
+// markedly more of a batch in the three-host test on a capped origin
+// (figures: docs/bench/README.md).
 var engineEnv = [][2]string{
 	{"TORRENT_WEBSEED_REQUEST_CHUNK_SIZE", "262144"},
 	{"TORRENT_WEBSEED_HOST_REQUEST_CONCURRENCY", "2"},

@@ -50,8 +50,7 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, se
 		}
 		// The torrent's count, padding included, scaled to the payload:
 		// one pass over the missing pieces, where summing the files'
-		// counts cost a bitmap per file (8% of an agent's CPU in a burst
-		// of 1,000 files).
+		// counts cost a bitmap per file.
 		if length := e.t.Length(); length > 0 {
 			p.Completed = int64(float64(e.t.BytesCompleted()) / float64(length) * float64(e.payload))
 		}

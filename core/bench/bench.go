@@ -75,7 +75,7 @@ var Phases = []string{"service", "single", "burst", "stagger"}
 
 // DefaultConfig is the default run: N=10 with 100 MiB in 1,000 files, the
 // origin capped at 25 MiB/s and each client's upload at 5 MiB/s during
-// bursts. It finishes in about 4 minutes on a quiet 2-core machine.
+// bursts.
 func DefaultConfig() Config {
 	return Config{
 		N:             10,
