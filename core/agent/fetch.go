@@ -159,7 +159,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	t.SetOnWriteChunkError(func(err error) { a.storageFailed(e, err) })
 	<-t.GotInfo()
 	for _, f := range t.Files() {
-		if !strings.Contains(f.FileInfo().Attr, "p") {
+		if !pmeta.IsPad(f.FileInfo()) {
 			e.files = append(e.files, f)
 			e.payload += f.Length()
 		}

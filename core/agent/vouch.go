@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
 
 const (
@@ -41,11 +42,13 @@ func (a *Agent) vouch(ctx context.Context, req control.Request, info *metainfo.I
 			return fmt.Errorf("mirror %s is not one of the agent's configured mirrors", m)
 		}
 	}
+	spans, err := pmeta.Layout(info)
+	if err != nil {
+		return fmt.Errorf("torrent: %w", err)
+	}
 	var rels []string
-	for _, f := range info.UpvertedFiles() {
-		if !strings.Contains(f.Attr, "p") {
-			rels = append(rels, strings.Join(f.Path, "/"))
-		}
+	for _, sp := range spans {
+		rels = append(rels, sp.Path)
 	}
 	digest, err := batch.Digest(rels)
 	if err != nil {

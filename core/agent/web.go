@@ -68,13 +68,6 @@ func (p padTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Status: http.StatusText(status), StatusCode: status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: length, Request: req,
-		Body: io.NopCloser(io.LimitReader(zeros{}, length)),
+		Body: io.NopCloser(io.LimitReader(pmeta.Zeros{}, length)),
 	}, nil
-}
-
-type zeros struct{}
-
-func (zeros) Read(b []byte) (int, error) {
-	clear(b)
-	return len(b), nil
 }

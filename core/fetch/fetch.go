@@ -18,15 +18,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
-	"golang.org/x/sync/errgroup"
 )
 
 // Config configures a fetch.
@@ -329,25 +329,16 @@ func expectations(tb []byte, rels []string) (map[string]expect, error) {
 	if err != nil {
 		return nil, err
 	}
+	spans, err := pmeta.Layout(info)
+	if err != nil {
+		return nil, err
+	}
 	canon, _ := batch.Canonical(rels)
 	want := map[string]expect{}
 	var got []string
-	var off int64
-	files := info.UpvertedFiles()
-	for i, f := range files {
-		if strings.Contains(f.Attr, "p") {
-			off += f.Length
-			continue
-		}
-		p := strings.Join(f.Path, "/")
-		got = append(got, p)
-		first := off / pmeta.PieceLength
-		n := int64(pmeta.NumPieces(f.Length))
-		if off%pmeta.PieceLength != 0 || (first+n)*20 > int64(len(info.Pieces)) {
-			return nil, fmt.Errorf("file %s is not piece-aligned", p)
-		}
-		want[p] = expect{size: f.Length, pieces: info.Pieces[first*20 : (first+n)*20], tail: i == len(files)-1}
-		off += f.Length
+	for _, sp := range spans {
+		got = append(got, sp.Path)
+		want[sp.Path] = expect{size: sp.Length, pieces: sp.Hashes, tail: sp.Unpadded}
 	}
 	if !slices.Equal(got, canon) {
 		return nil, errors.New("its files are not the batch asked for")

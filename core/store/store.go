@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -126,34 +125,17 @@ func (s *Store) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.H
 // Layout maps a batch torrent's pieces onto the store's data files and takes
 // a reference on each; Close releases them.
 func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
-	if info.PieceLength != pmeta.PieceLength {
-		return nil, fmt.Errorf("piece length %d is not pkgtorrent's %d", info.PieceLength, pmeta.PieceLength)
+	spans, err := pmeta.Layout(info)
+	if err != nil {
+		return nil, err
 	}
 	t := &Torrent{s: s, byPath: map[string]*dataFile{}}
-	var off int64
-	files := info.UpvertedFiles()
-	for i, fi := range files {
-		if fi.Attr != "" && strings.Contains(fi.Attr, "p") {
-			off += fi.Length
-			continue
-		}
-		if off%pmeta.PieceLength != 0 {
-			t.Close()
-			return nil, fmt.Errorf("file %q does not start on a piece boundary", strings.Join(fi.Path, "/"))
-		}
-		first := int(off / pmeta.PieceLength)
-		n := pmeta.NumPieces(fi.Length)
-		if (first+n)*20 > len(info.Pieces) {
-			t.Close()
-			return nil, errors.New("torrent has fewer piece hashes than its files need")
-		}
-		hashes := info.Pieces[first*20 : (first+n)*20]
+	for _, sp := range spans {
 		// The last file of a batch is unpadded; its key says so, so it only
 		// matches other unpadded copies.
-		df := s.acquire(ContentKey(fi.Length, hashes, i == len(files)-1), fi.Length, n)
-		t.spans = append(t.spans, fileSpan{df: df, firstPiece: first})
-		t.byPath[strings.Join(fi.Path, "/")] = df
-		off += fi.Length
+		df := s.acquire(ContentKey(sp.Length, sp.Hashes, sp.Unpadded), sp.Length, len(sp.Hashes)/20)
+		t.spans = append(t.spans, fileSpan{df: df, firstPiece: sp.FirstPiece})
+		t.byPath[sp.Path] = df
 	}
 	return t, nil
 }
