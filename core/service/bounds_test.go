@@ -77,7 +77,7 @@ func postAsync(t *testing.T, ctx context.Context, base string, files []string) <
 // A client that abandons a POST stops its build: hashing a large file ends
 // soon after, far from its end, and files already hashed stay cached.
 func TestAbandonedBuildStops(t *testing.T) {
-	const size = 4 << 30
+	const size = 16 << 30
 	root := writeTree(t, map[string][]byte{"a.rpm": randBytes(3*pl, 1)})
 	sparse(t, root, "big.iso", size)
 	s, base := start(t, Config{Root: root})
@@ -120,7 +120,7 @@ func TestAbandonedBuildStops(t *testing.T) {
 // on while one of them waits.
 func TestBuildConcurrencyLimit(t *testing.T) {
 	root := writeTree(t, map[string][]byte{"a.rpm": randBytes(2*pl, 1), "b.rpm": randBytes(pl+1, 2)})
-	sparse(t, root, "big.iso", 64<<30)
+	sparse(t, root, "big.iso", 16<<30)
 	s, base := start(t, Config{Root: root, MaxBuilds: 1})
 
 	// The only slot is taken by a long build.
@@ -260,14 +260,15 @@ func TestStalledReaderDropped(t *testing.T) {
 func TestSlowDownloadCompletes(t *testing.T) {
 	data := randBytes(1<<20, 5)
 	root := writeTree(t, map[string][]byte{"f.rpm": data})
-	_, base := start(t, Config{Root: root, WriteTimeout: 100 * time.Millisecond, OriginRateLimit: 1 << 20})
+	const timeout = 200 * time.Millisecond
+	_, base := start(t, Config{Root: root, WriteTimeout: timeout, OriginRateLimit: 1 << 20})
 	begin := time.Now()
 	r := do(t, "GET", base+"f.rpm", "", nil)
 	took := time.Since(begin)
 	if r.code != 200 || !bytes.Equal(r.body, data) {
 		t.Fatalf("GET: %d, %d of %d bytes", r.code, len(r.body), len(data))
 	}
-	if took < 300*time.Millisecond {
+	if took < 3*timeout {
 		t.Fatalf("the download took %s only: the test shows nothing", took)
 	}
 }
