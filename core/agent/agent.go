@@ -138,6 +138,8 @@ func start(cfg Config) (*Agent, error) {
 	// Each host takes the webseed's slices in its own order: the hosts of a
 	// burst then fetch different pieces from the mirror.
 	tc.WebseedSliceOrderSeed = rand.Uint64() | 1
+	tc.WebseedRequestChunkSize = webseedRequestChunkSize
+	tc.WebseedHostRequestConcurrency = webseedHostRequests
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true

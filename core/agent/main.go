@@ -12,7 +12,6 @@ import (
 )
 
 // Main is the agent process (pkgtorrent-get agent): it refuses root,
-// makes sure the engine's start-up settings are in place (see Reexec),
 // sends its output to the agent's log (unless systemd collects it), and
 // runs the agent with s until it stops. stderr is where errors go before
 // the log is open.
@@ -23,9 +22,6 @@ func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		return fmt.Errorf("log-level: %w", err)
-	}
-	if err := Reexec(); err != nil {
-		return err
 	}
 	if os.Getenv("JOURNAL_STREAM") == "" {
 		logf, err := OpenLog(s.StateDir)

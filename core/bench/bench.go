@@ -60,9 +60,9 @@ type Config struct {
 	// BinDir holds prebuilt pkgtorrent-get and pkgtorrent-service; ""
 	// builds them with "go build" into the work directory.
 	BinDir string
-	// EngineEnv are extra KEY=VALUE settings for the pkgtorrent-get
-	// processes and their agents (for example the engine's
-	// TORRENT_WEBSEED_* settings, which the agent keeps when set).
+	// EngineEnv are extra KEY=VALUE environment variables for the
+	// pkgtorrent-get processes and their agents (for example the engine's
+	// own settings the agent does not set).
 	EngineEnv []string
 	// Phases selects what runs, among Phases (nil: all).
 	Phases []string

@@ -2117,14 +2117,23 @@ func (cl *Client) Stats() ClientStats {
 
 func (cl *Client) underWebSeedHttpRequestLimit(key webseedHostKeyHandle) bool {
 	panicif.Zero(key)
-	return cl.numWebSeedRequests[key] < webseedHostRequestConcurrency
+	return cl.numWebSeedRequests[key] < cl.webseedHostRequestConcurrency()
+}
+
+// webseedHostRequestConcurrency is the configured number of requests per webseed host, or the
+// environment's or default one (pkgtorrent patch).
+func (cl *Client) webseedHostRequestConcurrency() int {
+	if n := cl.config.WebseedHostRequestConcurrency; n > 0 {
+		return n
+	}
+	return webseedHostRequestConcurrency
 }
 
 // webseedHostLowOnRequests reports whether a webseed host's active request count is low enough
 // to warrant scheduling more requests (at zero or at/below the low-water mark).
 func (cl *Client) webseedHostLowOnRequests(key webseedHostKeyHandle) bool {
 	n := cl.numWebSeedRequests[key]
-	return n == 0 || n <= webseedHostRequestConcurrency/2
+	return n == 0 || n <= cl.webseedHostRequestConcurrency()/2
 }
 
 // Check for bad arrangements. This is a candidate for an error state check method.

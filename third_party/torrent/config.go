@@ -287,6 +287,13 @@ type ClientConfig struct {
 	// whose requests reach the first piece another host is still fetching keeps asking for
 	// the same pieces as that host, slice after slice.
 	WebseedSliceOrderSeed uint64
+	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
+	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the
+	// chunk size.
+	WebseedRequestChunkSize uint64
+	// When not 0, how many requests run at once per webseed host, instead of
+	// TORRENT_WEBSEED_HOST_REQUEST_CONCURRENCY or its default (pkgtorrent patch).
+	WebseedHostRequestConcurrency int
 
 	Callbacks Callbacks
 

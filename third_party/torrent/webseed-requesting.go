@@ -196,7 +196,7 @@ func (cl *Client) updateWebseedRequests() {
 		}
 		panicif.True(elem.t.dataDownloadDisallowed.IsSet())
 		panicif.True(elem.t.closed.IsSet())
-		if len(plan.byCost[costKey]) >= webseedHostRequestConcurrency {
+		if len(plan.byCost[costKey]) >= cl.webseedHostRequestConcurrency() {
 			continue
 		}
 		requestKey := elem.webseedUniqueRequestKey
@@ -314,7 +314,11 @@ func (t *Torrent) endRequestForAlignedWebseedResponse(slice webseedSliceIndex) R
 
 func (t *Torrent) chunksPerAlignedWebseedResponse() RequestIndex {
 	// This is the same as webseedRequestChunkSize, but in terms of RequestIndex.
-	return RequestIndex(webseedRequestChunkSize / t.chunkSize.Uint64())
+	size := webseedRequestChunkSize
+	if n := t.cl.config.WebseedRequestChunkSize; n > 0 {
+		size = n
+	}
+	return RequestIndex(size / t.chunkSize.Uint64())
 }
 
 func (t *Torrent) requestIndexToWebseedSliceIndex(requestIndex RequestIndex) webseedSliceIndex {
