@@ -102,6 +102,8 @@ func packages(o Options) []pkg {
 		Depends:     []string{"pkgtorrent", "yum"},
 		Files: []file{
 			{Src: "adapters/yum/pkgtorrent.py", Dst: "/usr/lib/yum-plugins/pkgtorrent.py", Mode: 0o644},
+			// The plugin imports it from its own directory.
+			{Src: "adapters/common/pkgtorrent_batch.py", Dst: "/usr/lib/yum-plugins/pkgtorrent_batch.py", Mode: 0o644},
 			{Src: "adapters/yum/pkgtorrent.conf", Dst: "/etc/yum/pluginconf.d/pkgtorrent.conf", Type: files.TypeConfigNoReplace, Mode: 0o644},
 		},
 	}, {
@@ -112,6 +114,8 @@ func packages(o Options) []pkg {
 		Depends:     []string{"pkgtorrent", "python3-dnf"},
 		Files: []file{
 			{Src: "adapters/dnf/pkgtorrent.py", Dst: o.DNFPluginDir + "/pkgtorrent.py", Mode: 0o644},
+			// The plugin imports it from its own directory.
+			{Src: "adapters/common/pkgtorrent_batch.py", Dst: o.DNFPluginDir + "/pkgtorrent_batch.py", Mode: 0o644},
 			{Src: "adapters/dnf/pkgtorrent.conf", Dst: "/etc/dnf/plugins/pkgtorrent.conf", Type: files.TypeConfigNoReplace, Mode: 0o644},
 		},
 	}, {

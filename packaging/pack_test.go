@@ -3,15 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/packaging/dist"
 )
 
 // want is what each package must hold, written out here independently of
@@ -49,17 +52,17 @@ var want = map[string]struct {
 	},
 	"yum-plugin-pkgtorrent": {
 		formats: []string{"rpm"},
-		files:   []string{"/usr/lib/yum-plugins/pkgtorrent.py", "/etc/yum/pluginconf.d/pkgtorrent.conf"},
+		files:   []string{"/usr/lib/yum-plugins/pkgtorrent.py", "/usr/lib/yum-plugins/pkgtorrent_batch.py", "/etc/yum/pluginconf.d/pkgtorrent.conf"},
 		configs: []string{"/etc/yum/pluginconf.d/pkgtorrent.conf"},
 		depends: []string{"pkgtorrent"},
-		sources: []string{"adapters/yum/pkgtorrent.py", "adapters/yum/pkgtorrent.conf"},
+		sources: []string{"adapters/yum/pkgtorrent.py", "adapters/common/pkgtorrent_batch.py", "adapters/yum/pkgtorrent.conf"},
 	},
 	"python3-dnf-plugin-pkgtorrent": {
 		formats: []string{"rpm"},
-		files:   []string{DefaultDNFPluginDir + "/pkgtorrent.py", "/etc/dnf/plugins/pkgtorrent.conf"},
+		files:   []string{DefaultDNFPluginDir + "/pkgtorrent.py", DefaultDNFPluginDir + "/pkgtorrent_batch.py", "/etc/dnf/plugins/pkgtorrent.conf"},
 		configs: []string{"/etc/dnf/plugins/pkgtorrent.conf"},
 		depends: []string{"pkgtorrent"},
-		sources: []string{"adapters/dnf/pkgtorrent.py", "adapters/dnf/pkgtorrent.conf"},
+		sources: []string{"adapters/dnf/pkgtorrent.py", "adapters/common/pkgtorrent_batch.py", "adapters/dnf/pkgtorrent.conf"},
 	},
 	"pkgtorrent-pacman": {
 		formats: []string{"archlinux"},
@@ -80,7 +83,9 @@ var built struct {
 	err   error
 }
 
-// buildAll builds the packages once per test binary.
+// buildAll builds the packages once per test binary, with the packaging
+// command (go run, as a user would; Build in this test binary would run
+// under the race detector, which makes nfpm's compression minutes slower).
 func buildAll(t *testing.T) []Built {
 	t.Helper()
 	if testing.Short() {
@@ -90,10 +95,11 @@ func buildAll(t *testing.T) []Built {
 		if built.dir, built.err = os.MkdirTemp("", "pkgtorrent-dist-"); built.err != nil {
 			return
 		}
-		built.pkgs, built.err = Build(Options{
-			Root: "..", Out: built.dir, Version: "1.2.3", Release: "1", Arch: runtime.GOARCH,
-			Log: func(s string) { built.notes = append(built.notes, s) },
-		})
+		var pkgs dist.Packages
+		pkgs, built.notes, built.err = dist.Build("..", built.dir)
+		for _, p := range pkgs {
+			built.pkgs = append(built.pkgs, Built{Package: p.Name, Format: p.Format, Path: p.Path})
+		}
 	})
 	if built.err != nil {
 		t.Fatal(built.err)
@@ -444,5 +450,56 @@ func TestInstallDeb(t *testing.T) {
 	}
 	if owner := strings.TrimSpace(output(t, "stat", "-c", "%U", "/var/cache/pkgtorrent/agent.sock")); owner != "pkgtorrent" {
 		t.Errorf("agent socket owned by %s, want pkgtorrent", owner)
+	}
+	fetchInstalled(t)
+}
+
+// fetchInstalled fetches a file with the installed binaries: the installed
+// pkgtorrent-service over a temporary tree, the installed pkgtorrent-get
+// with the shipped config, through the host's agent.
+func fetchInstalled(t *testing.T) {
+	t.Helper()
+	tree := t.TempDir()
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(tree, "demo-1.0.rpm"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc := exec.Command("/usr/bin/pkgtorrent-service", "--config", os.DevNull, "--root", tree, "--listen", "127.0.0.1:0")
+	stdout, err := svc.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svcErr bytes.Buffer
+	svc.Stderr = &svcErr
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		svc.Process.Kill()
+		svc.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
+	if err != nil || !ok {
+		t.Fatalf("installed pkgtorrent-service: %q %v\n%s", line, err, svcErr.String())
+	}
+	dst := filepath.Join(t.TempDir(), "demo-1.0.rpm")
+	out := output(t, "/usr/bin/pkgtorrent-get", "--config", "/etc/pkgtorrent/pkgtorrent.conf", "--service", url, "--json", "--quiet", url+"demo-1.0.rpm", dst)
+	var sum struct {
+		Files    int   `json:"files"`
+		Webseed  int64 `json:"bytes_from_webseed"`
+		Peers    int64 `json:"bytes_from_peers"`
+		Received int64 `json:"bytes"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &sum); err != nil {
+		t.Fatalf("pkgtorrent-get --json: %v: %q", err, out)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("fetched file differs (%v)", err)
+	}
+	if sum.Files != 1 || sum.Webseed+sum.Peers != int64(len(data)) {
+		t.Errorf("installed pkgtorrent-get: %s, want 1 file of %d bytes through the agent", out, len(data))
 	}
 }

@@ -33,9 +33,11 @@ DEFAULTS = {
     # Whole-run limit in seconds: pkgtorrent-get is stopped after it and the
     # package manager downloads what is missing.
     'timeout': '300',
-    # pkgtorrent-get --connect-timeout and --stall-timeout, in seconds.
-    'connect_timeout': '3',
-    'stall_timeout': '15',
+    # pkgtorrent-get --connect-timeout and --stall-timeout, in seconds;
+    # empty: not passed, so pkgtorrent-get's config (or its own default)
+    # applies.
+    'connect_timeout': '',
+    'stall_timeout': '',
 }
 
 # Per-repository settings ([REPOID] sections).
@@ -94,6 +96,13 @@ class Settings(object):
         if f <= 0:
             raise Error('setting %s = %r must be positive' % (key, v))
         return f
+
+    def check(self):
+        """Raises Error when a [main] number is not a positive number of
+        seconds."""
+        for key in ('timeout', 'connect_timeout', 'stall_timeout'):
+            if self.main(key):
+                self.seconds(key)
 
     def repo(self, repo_id, key):
         """A [REPOID] setting, or None."""
@@ -212,9 +221,12 @@ def build_batches(settings, packages):
 def command_line(settings, batch, batch_file):
     """The pkgtorrent-get command for batch, reading batch_file."""
     cmd = [settings.main('command'), '--batch', batch_file, '--json', '--quiet',
-           '--http-fallback=false',
-           '--connect-timeout', '%gs' % settings.seconds('connect_timeout'),
-           '--stall-timeout', '%gs' % settings.seconds('stall_timeout')]
+           '--http-fallback=false']
+    # Only what the plugin's own config sets: pkgtorrent-get's config file
+    # (and its defaults) apply to everything else.
+    for key, flag in (('connect_timeout', '--connect-timeout'), ('stall_timeout', '--stall-timeout')):
+        if settings.main(key):
+            cmd += [flag, '%gs' % settings.seconds(key)]
     if settings.main('config'):
         cmd += ['--config', settings.main('config')]
     if batch.service:

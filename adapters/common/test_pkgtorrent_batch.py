@@ -85,14 +85,32 @@ class CommandLine(unittest.TestCase):
         cmd = ptb.command_line(s, b, '/tmp/batch')
         self.assertEqual(cmd[:3], ['/opt/pkgtorrent-get', '--batch', '/tmp/batch'])
         for want in (['--http-fallback=false'], ['--json'], ['--connect-timeout', '1.5s'],
-                     ['--stall-timeout', '15s'], ['--config', '/etc/x.conf'],
+                     ['--config', '/etc/x.conf'],
                      ['--service', 'http://svc/'], ['--state-dir', '/s'], ['--mirror', 'http://m/']):
             i = cmd.index(want[0])
             self.assertEqual(cmd[i:i + len(want)], want)
+        # Not set in the plugin's config: pkgtorrent-get's own applies.
+        self.assertFalse('--stall-timeout' in cmd, cmd)
+
+    def test_only_what_the_plugin_config_sets(self):
+        # The shipped pkgtorrent.conf: everything but enabled commented out
+        # (empty values count as unset).
+        for main in ({'enabled': '1'}, {'enabled': '1', 'connect_timeout': '', 'stall_timeout': ' ',
+                                        'config': '', 'service': '', 'state_dir': ''}):
+            cmd = ptb.command_line(settings({'main': main}), ptb.Batch(''), '/tmp/batch')
+            self.assertEqual(cmd, ['/usr/bin/pkgtorrent-get', '--batch', '/tmp/batch', '--json', '--quiet',
+                                   '--http-fallback=false'])
+        s = settings({'main': {'stall_timeout': '40'}})
+        cmd = ptb.command_line(s, ptb.Batch(''), '/tmp/batch')
+        self.assertEqual(cmd[-2:], ['--stall-timeout', '40s'])
+        self.assertFalse('--connect-timeout' in cmd, cmd)
 
     def test_bad_number(self):
         s = settings({'main': {'timeout': 'soon'}})
         self.assertRaises(ptb.Error, s.seconds, 'timeout')
+        for main in ({'timeout': 'soon'}, {'connect_timeout': '-1'}, {'stall_timeout': '15s'}):
+            self.assertRaises(ptb.Error, settings({'main': main}).check)
+        settings({'main': {'connect_timeout': '', 'stall_timeout': '2.5'}}).check()
 
 
 class RunBatch(unittest.TestCase):

@@ -181,8 +181,14 @@ head -c %[3]d /dev/urandom > %%{buildroot}/usr/share/%[1]s/data
 // startService runs pkgtorrent-service over root and returns its URL.
 func startService(t *testing.T, root string, extra ...string) string {
 	t.Helper()
+	return startServiceBin(t, shared.svc, root, extra...)
+}
+
+// startServiceBin runs the pkgtorrent-service binary bin over root.
+func startServiceBin(t *testing.T, bin, root string, extra ...string) string {
+	t.Helper()
 	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", os.DevNull}, extra...)
-	cmd := exec.Command(shared.svc, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = cleanEnv()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -325,6 +331,8 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // its pkgtorrent state directory.
 type dnfHost struct {
 	root, repos, plugins, state string
+	// pluginpath is dnf's plugin directory; "": the checkout's.
+	pluginpath string
 }
 
 // newHost writes the repository file (the given baseurls) and the plugin
@@ -374,9 +382,13 @@ func pluginDir(t *testing.T) string {
 // and returns its combined output.
 func (h dnfHost) dnf(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	pluginpath := h.pluginpath
+	if pluginpath == "" {
+		pluginpath = pluginDir(t)
+	}
 	base := []string{"/usr/bin/dnf", "--installroot", h.root, "--releasever", "12",
 		"--setopt=reposdir=" + h.repos,
-		"--setopt=pluginpath=" + pluginDir(t),
+		"--setopt=pluginpath=" + pluginpath,
 		"--setopt=pluginconfpath=" + h.plugins,
 		"--setopt=keepcache=1",
 		"--disablerepo=*", "--enablerepo=ptrepo", "-y"}

@@ -20,6 +20,7 @@ import sys
 
 import dnf
 import dnf.util
+import libdnf.conf
 
 _here = os.path.dirname(os.path.abspath(__file__))
 if _here not in sys.path:
@@ -27,6 +28,10 @@ if _here not in sys.path:
 import pkgtorrent_batch  # noqa: E402 (shipped beside this file)
 
 logger = logging.getLogger('dnf')
+
+
+def _one_line(e):
+    return ' '.join(str(e).split())
 
 
 class PkgTorrent(dnf.Plugin):
@@ -38,9 +43,42 @@ class PkgTorrent(dnf.Plugin):
         super(PkgTorrent, self).__init__(base, cli)
         self._parser = None
 
+    @classmethod
+    def read_config(cls, conf):
+        """dnf's read_config, except that a file dnf cannot parse (or an
+        enabled value that is no boolean) logs one line and disables the
+        plugin instead of stopping dnf: dnf calls this before it loads the
+        plugin (to check enabled=) and raises ConfigError out of it."""
+        try:
+            parser = super(PkgTorrent, cls).read_config(conf)
+            if parser.has_section('main') and parser.has_option('main', 'enabled'):
+                parser.getboolean('main', 'enabled')
+            return parser
+        except Exception as e:
+            if not cls._config_error_logged:
+                cls._config_error_logged = True
+                logger.warning('pkgtorrent: plugin disabled: %s', _one_line(e))
+            parser = libdnf.conf.ConfigParser()
+            parser.addSection('main')
+            parser.setValue('main', 'enabled', '0')
+            return parser
+
+    _config_error_logged = False
+
     def config(self):
-        # dnf itself skips this plugin when [main] enabled=0.
-        self._parser = self.read_config(self.base.conf)
+        # dnf itself skips this plugin when [main] enabled=0, and when
+        # read_config above finds the file malformed.
+        try:
+            self._parser = self.read_config(self.base.conf)
+            p = self._parser
+            if p.has_section('main') and p.has_option('main', 'enabled') and not p.getboolean('main', 'enabled'):
+                return
+            pkgtorrent_batch.Settings(self._get).check()
+        except Exception as e:
+            if not self._config_error_logged:
+                type(self)._config_error_logged = True
+                logger.warning('pkgtorrent: plugin disabled: %s', _one_line(e))
+            return
         original = self.base.download_packages
         plugin = self
 

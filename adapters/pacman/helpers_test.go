@@ -78,8 +78,10 @@ func buildBinaries(t testing.TB) (get, serve string) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
+	for _, d := range []string{bins.dir, built.dir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	os.Exit(code)
 }
@@ -102,6 +104,12 @@ type service struct {
 func startService(t testing.TB, root string, extra ...string) service {
 	t.Helper()
 	_, serve := buildBinaries(t)
+	return startServiceBin(t, serve, root, extra...)
+}
+
+// startServiceBin runs the pkgtorrent-service binary serve over root.
+func startServiceBin(t testing.TB, serve, root string, extra ...string) service {
+	t.Helper()
 	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", "/dev/null"}, extra...)
 	cmd := exec.Command(serve, args...)
 	cmd.Env = cleanEnv()
@@ -265,13 +273,16 @@ type pacRoot struct {
 	t                            testing.TB
 	dir, conf, root, db, cache   string
 	log, getConf, state, xferLog string
+	// env is added to the environment of the commands run on this root.
+	env []string
 }
 
 // newRoot makes a pacman root whose repository core has the given Server
 // templates; xfer is the XferCommand line ("" for pacman's own
 // downloader), in which @GET@ stands for the pkgtorrent-get command with
-// this root's configuration and @WRAP@ for a wrapper around it that logs
-// its arguments and exit status to xferLog. getConf is the body of this
+// this root's configuration, @WRAP@ for a wrapper around it that logs
+// its arguments and exit status to xferLog, and @ROOT@ for the root
+// directory (files installed there). getConf is the body of this
 // root's pkgtorrent.conf, with @STATE@ for its state directory.
 func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 	t.Helper()
@@ -304,6 +315,7 @@ func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 	if xfer != "" {
 		xfer = strings.ReplaceAll(xfer, "@GET@", getCmd)
 		xfer = strings.ReplaceAll(xfer, "@WRAP@", wrap)
+		xfer = strings.ReplaceAll(xfer, "@ROOT@", r.root)
 		fmt.Fprintf(&c, "XferCommand = %s\n", xfer)
 	}
 	c.WriteString("\n[core]\n")
@@ -359,7 +371,8 @@ func (r *pacRoot) batch(op ...string) run {
 func (r *pacRoot) exec(name string, args ...string) run {
 	get, _ := buildBinaries(r.t)
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(cleanEnv(), "PKGTORRENT_GET="+get, "PKGTORRENT_GET_ARGS=--config "+r.getConf)
+	// Later values win: r.env may set other ones.
+	cmd.Env = append(append(cleanEnv(), "PKGTORRENT_GET="+get, "PKGTORRENT_GET_ARGS=--config "+r.getConf), r.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

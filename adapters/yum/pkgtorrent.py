@@ -92,6 +92,7 @@ def predownload_hook(conduit):
         if getattr(conduit.getConf(), 'cache', 0):
             return  # yum -C: cache only, no network
         settings = _settings(conduit)
+        settings.check()  # a malformed number: one line, yum downloads
         packages = []
         for po in _remote(conduit.getDownloadPackages()):
             p = _package(po)

@@ -51,6 +51,11 @@ def _install_yum_stand_in():
 
 
 _install_yum_stand_in()
+# PT_TEST_PLUGIN_DIR: the plugin as installed (the yum-plugins directory of
+# an installed yum-plugin-pkgtorrent), else the checkout's.
+_plugin_dir = os.environ.get('PT_TEST_PLUGIN_DIR')
+if _plugin_dir:
+    sys.path.insert(0, _plugin_dir)
 import pkgtorrent  # noqa: E402 (the yum plugin)
 
 
@@ -123,6 +128,39 @@ def digest(kind, path):
     finally:
         f.close()
     return h.hexdigest()
+
+
+class Installed(unittest.TestCase):
+    """The installed files, when PT_TEST_PLUGIN_DIR and PT_TEST_PLUGIN_CONF
+    (its installed pkgtorrent.conf) are set."""
+
+    def setUp(self):
+        if not _plugin_dir:
+            self.skipTest('PT_TEST_PLUGIN_DIR not set (go test sets it for the installed package)')
+
+    def test_loaded_from_the_installed_directory(self):
+        want = os.path.realpath(_plugin_dir)
+        for mod in (pkgtorrent, pkgtorrent.pkgtorrent_batch):
+            self.assertEqual(os.path.dirname(os.path.realpath(mod.__file__)), want, mod.__file__)
+
+    def test_shipped_conf(self):
+        try:
+            from configparser import RawConfigParser
+        except ImportError:
+            from ConfigParser import RawConfigParser
+        parser = RawConfigParser()
+        self.assertEqual(parser.read(os.environ['PT_TEST_PLUGIN_CONF']), [os.environ['PT_TEST_PLUGIN_CONF']])
+        conf = {}
+        for section in parser.sections():
+            conf[section] = dict(parser.items(section))
+        # yum loads the plugin only with enabled=1; all else is commented
+        # out, so that pkgtorrent-get's config applies.
+        self.assertEqual(conf, {'main': {'enabled': '1'}})
+        settings = pkgtorrent._settings(StandInConduit([], conf))
+        settings.check()
+        cmd = pkgtorrent.pkgtorrent_batch.command_line(settings, pkgtorrent.pkgtorrent_batch.Batch(''), '/tmp/b')
+        self.assertEqual(cmd, ['/usr/bin/pkgtorrent-get', '--batch', '/tmp/b', '--json', '--quiet',
+                               '--http-fallback=false'])
 
 
 class PredownloadHook(unittest.TestCase):
@@ -203,6 +241,18 @@ class PredownloadHook(unittest.TestCase):
         pkgtorrent.predownload_hook(conduit)
         self.assertEqual(len(conduit.messages), 1)
         self.assertTrue('cannot run' in conduit.messages[0][1])
+
+    def test_malformed_setting_is_one_line(self):
+        repo = StandInRepo('base', ['http://127.0.0.1:1/el/'])
+        po = StandInPackage(repo, 'a.rpm', self.cache, 'sha256', 'ab' * 32)
+        for main in ({'timeout': 'soon'}, {'stall_timeout': '15s'}, {'connect_timeout': '0'}):
+            main['command'] = '/nonexistent/pkgtorrent-get'
+            conduit = StandInConduit([po], {'main': main})
+            pkgtorrent.predownload_hook(conduit)
+            self.assertEqual(len(conduit.messages), 1, conduit.messages)
+            self.assertEqual(conduit.messages[0][0], 1)
+            self.assertTrue('cannot run' not in conduit.messages[0][1], conduit.messages)
+            self.assertFalse(os.path.exists(po.localPkg()))
 
     def test_cache_only_does_nothing(self):
         repo = StandInRepo('base', ['http://127.0.0.1:1/el/'])
