@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -196,5 +197,44 @@ func sameData(t *testing.T, tt *torrent.Torrent, seedDir string) {
 	want, _ := os.ReadFile(filepath.Join(seedDir, "blob"))
 	if string(got) != string(want) {
 		t.Error("downloaded data differs")
+	}
+}
+
+// WebseedRequestChunkSize and WebseedHostRequestConcurrency, config fields
+// of the patched engine, bound every webseed request's range and the
+// requests in flight per host: the agent's settings reach the engine
+// without environment variables.
+func TestWebseedRequestSettings(t *testing.T) {
+	const size = 3 << 20
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, size)
+	var longest, inFlight, most atomic.Int64
+	fs := http.FileServer(http.Dir(seedDir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var a, b int64
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b); err == nil && b-a+1 > longest.Load() {
+			longest.Store(b - a + 1)
+		}
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		if n > most.Load() {
+			most.Store(n)
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := engineConfig(t)
+	cfg.WebseedRequestChunkSize = webseedRequestChunkSize
+	cfg.WebseedHostRequestConcurrency = webseedHostRequests
+	_, lt := addTorrent(t, cfg, mi)
+	lt.AddWebSeeds([]string{srv.URL + "/"})
+	lt.DownloadAll()
+	waitFor(t, "the download", lt.Complete().Bool)
+	sameData(t, lt, seedDir)
+	if l := longest.Load(); l == 0 || l > webseedRequestChunkSize {
+		t.Errorf("longest webseed range %d bytes, want at most %d", l, webseedRequestChunkSize)
+	}
+	if m := most.Load(); m > webseedHostRequests {
+		t.Errorf("%d webseed requests at once, want at most %d", m, webseedHostRequests)
 	}
 }
