@@ -33,7 +33,7 @@ func AnnounceEvent(c *http.Client, announce string, ih [20]byte, id [20]byte, po
 	q.Set("left", "0")
 	q.Set("event", event)
 	q.Set("compact", "1")
-	u.RawQuery = q.Encode()
+	u.RawQuery = queryEncode(q)
 	resp, err := c.Get(u.String())
 	if err != nil {
 		return err
@@ -61,7 +61,7 @@ func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
 	u.Path = u.Path[:i] + "/scrape" + u.Path[i+len("/announce"):]
 	q := u.Query()
 	q.Set("info_hash", string(ih[:]))
-	u.RawQuery = q.Encode()
+	u.RawQuery = queryEncode(q)
 	resp, err := c.Get(u.String())
 	if err != nil {
 		return 0, err
@@ -85,4 +85,11 @@ func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
 	}
 	f := sr.Files[string(ih[:])]
 	return f.Complete + f.Incomplete, nil
+}
+
+// queryEncode encodes q with spaces as %20, not +: trackers such as
+// opentracker decode only percent escapes, so an info hash or peer id with a
+// 0x20 byte sent as + named another torrent or peer (+ itself is %2B).
+func queryEncode(q url.Values) string {
+	return strings.ReplaceAll(q.Encode(), "+", "%20")
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -164,5 +165,51 @@ func TestAnnounceStopped(t *testing.T) {
 	}
 	if err := AnnounceEvent(srv.Client(), "udp://tracker.example:6969/announce", ih, id, 6881, "stopped"); err == nil {
 		t.Error("no error for a UDP tracker")
+	}
+}
+
+// An info hash or peer id with a 0x20 byte goes out as %20, not +: trackers
+// such as opentracker decode only percent escapes, and took "+" for another
+// info hash (the agent's scrape found no swarm, its completed and stopped
+// announces were refused by opentracker's whitelist).
+func TestClientEncodesSpaceAsPercent20(t *testing.T) {
+	var ih, id [20]byte
+	ih[5], id[9] = ' ', ' '
+	ih[6] = '+'
+	var raws []string
+	var mu sync.Mutex
+	srv := localServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		raws = append(raws, r.URL.RawQuery)
+		mu.Unlock()
+		w.Write([]byte("d5:filesdee"))
+	}))
+	if err := AnnounceEvent(srv.Client(), srv.URL+"/announce", ih, id, 6881, "completed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Scrape(srv.Client(), srv.URL+"/announce", ih); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(raws) != 2 {
+		t.Fatalf("%d requests, want 2", len(raws))
+	}
+	for _, raw := range raws {
+		if strings.Contains(raw, "+") {
+			t.Errorf("query %q has a +", raw)
+		}
+		// Decoded by percent escapes alone, as opentracker does.
+		for _, kv := range strings.Split(raw, "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			want, ok := map[string][20]byte{"info_hash": ih, "peer_id": id}[k]
+			if !ok {
+				continue
+			}
+			got, err := url.PathUnescape(v)
+			if err != nil || got != string(want[:]) {
+				t.Errorf("%s=%s decodes to %q (%v), want %q", k, v, got, err, want[:])
+			}
+		}
 	}
 }
