@@ -31,6 +31,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	"github.com/pkgtorrent/pkgtorrent/core/store"
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
 // Config configures an agent.
@@ -57,8 +58,11 @@ type Agent struct {
 
 	mu       sync.Mutex
 	entries  map[metainfo.Hash]*entry
+	holders  holders // under mu
 	active   int
 	lastWork time.Time
+
+	adopt adoption
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -72,7 +76,7 @@ type entry struct {
 	webseeds []string        // BEP 19 url-list: URL + info name + path
 	mirrors  []string        // repository roots: URL + path
 	webOn    atomic.Bool
-	policy   sync.Once
+	fetching sync.Once // DownloadAll and the webseed policy, once a client fetches it
 	users    int       // fetches using the entry (under Agent.mu)
 	lastUsed time.Time // when the last fetch let go of it (under Agent.mu)
 	failed   atomic.Pointer[error]
@@ -161,6 +165,20 @@ func start(cfg Config) (*Agent, error) {
 		tc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.DownloadRateLimit), 256<<10)
 	}
 	tc.WebTransport = padTransport{next: http.DefaultTransport}
+	// Sharing across batches (crossbatch.go): the agents know each other by
+	// their peer id prefix, talk in plaintext (an encrypted handshake for a
+	// batch this agent has not adopted yet could not be read), accept
+	// connections while no torrent wants more, and adopt the batch of a
+	// handshake they do not have when the service vouches for it.
+	tc.Bep20 = tracker.AgentIDPrefix
+	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{}
+	tc.AlwaysWantConns = true
+	var self atomic.Pointer[Agent]
+	tc.Callbacks.CompletedHandshake = func(pc *torrent.PeerConn, ih metainfo.Hash) {
+		if a := self.Load(); a != nil {
+			a.onHandshake(pc, ih)
+		}
+	}
 	cl, err := torrent.NewClient(tc)
 	if err != nil {
 		return nil, fmt.Errorf("starting BitTorrent engine: %w", err)
@@ -188,6 +206,15 @@ func start(cfg Config) (*Agent, error) {
 		lastWork: now,
 		stopped:  make(chan struct{}),
 	}
+	self.Store(a)
+	completed := make(chan completedPiece, 4096)
+	st.OnComplete(func(key string, piece int) {
+		select {
+		case completed <- completedPiece{key, piece}:
+		default: // a lost notice costs at most a piece fetched twice
+		}
+	})
+	go a.propagate(completed)
 	a.reg = a.newRegistry()
 	if cfg.MetricsListen != "" {
 		if a.mln, err = a.serveMetrics(cfg.MetricsListen); err != nil {

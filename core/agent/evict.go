@@ -6,6 +6,7 @@ func (a *Agent) drop(e *entry) {
 	a.mu.Lock()
 	if a.entries[ih] == e {
 		delete(a.entries, ih)
+		a.holders.remove(e)
 	}
 	a.mu.Unlock()
 	e.t.Drop()

@@ -110,7 +110,9 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, se
 	}
 }
 
-// add returns the entry for a torrent, adding it to the engine if new.
+// add returns the entry for a torrent a client fetches, adding it to the
+// engine if new, and makes sure the whole torrent is being downloaded (an
+// entry adopted to serve another host's batch starts downloading now).
 func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string) (*entry, error) {
 	ih := mi.HashInfoBytes()
 	a.mu.Lock()
@@ -119,15 +121,32 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		e.users++
 	}
 	a.mu.Unlock()
-	if ok {
-		return e, nil
+	swarm := -1
+	if !ok {
+		// Ask the tracker before the engine announces us: we are not a peer.
+		swarm = a.swarmSize(mi.UpvertedAnnounceList(), ih)
+		var err error
+		if e, err = a.insert(mi, info, mirrors, 1); err != nil {
+			return nil, err
+		}
 	}
-	// Ask the tracker before the engine announces us: we are not a peer.
-	swarm := a.swarmSize(mi.UpvertedAnnounceList(), ih)
+	e.fetching.Do(func() {
+		e.t.DownloadAll()
+		spreadOrder(e.t)
+		go a.webseedPolicy(e, swarm)
+	})
+	return e, nil
+}
+
+// insert adds a torrent to the engine with users users, or takes users more
+// on the entry already there. The new entry downloads nothing yet: it
+// serves what the store holds of it.
+func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string, users int) (*entry, error) {
+	ih := mi.HashInfoBytes()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if e, ok := a.entries[ih]; ok {
-		e.users++
+		e.users += users
 		return e, nil
 	}
 	layout, err := a.store.Layout(info)
@@ -139,7 +158,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		layout.Close()
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
-	e = &entry{layout: layout, webseeds: spec.Webseeds, users: 1}
+	e := &entry{layout: layout, webseeds: spec.Webseeds, users: users, lastUsed: time.Now()}
 	for _, tier := range mi.UpvertedAnnounceList() {
 		e.trackers = append(e.trackers, tier...)
 	}
@@ -164,10 +183,8 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 			e.payload += f.Length()
 		}
 	}
-	t.DownloadAll()
-	spreadOrder(t)
 	a.entries[ih] = e
-	go a.webseedPolicy(e, swarm)
+	a.holders.add(e)
 	return e, nil
 }
 

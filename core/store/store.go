@@ -49,6 +49,29 @@ type Store struct {
 	cleanMax int64
 	cleanUse int64
 	walks    int // measurements (for tests)
+
+	onComplete atomic.Pointer[func(key string, piece int)]
+}
+
+// OnComplete sets f to be called when a piece of a data file is marked
+// complete (by any torrent using it), with the data file's content key and
+// the piece's index in the file. f is called from the engine's hashing and
+// must not block; the agent uses it to tell the other torrents holding the
+// same file.
+func (s *Store) OnComplete(f func(key string, piece int)) { s.onComplete.Store(&f) }
+
+// Holds reports whether the store has data for the file content of sp:
+// open by a torrent now, or on disk from before.
+func (s *Store) Holds(sp pmeta.Span) bool {
+	key := ContentKey(sp.Length, sp.Hashes, sp.Unpadded)
+	s.mu.Lock()
+	df := s.files[key]
+	s.mu.Unlock()
+	if df != nil {
+		return true
+	}
+	fi, err := os.Lstat(filepath.Join(s.dir, key[:2], key))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
 // New returns a store keeping its data under dir.
@@ -64,6 +87,7 @@ func (s *Store) Dir() string { return s.dir }
 
 // dataFile is the on-disk copy of one file content, shared by torrents.
 type dataFile struct {
+	s       *Store
 	changes *atomic.Uint64 // the store's
 	key     string
 	path    string
@@ -146,6 +170,7 @@ func (s *Store) acquire(key string, size int64, pieces int) *dataFile {
 	df := s.files[key]
 	if df == nil {
 		df = &dataFile{
+			s:       s,
 			changes: &s.changes,
 			key:     key,
 			path:    filepath.Join(s.dir, key[:2], key),
@@ -158,6 +183,22 @@ func (s *Store) acquire(key string, size int64, pieces int) *dataFile {
 	df.refs++
 	df.mu.Unlock()
 	return df
+}
+
+// SpanKey is where a torrent's file lies: the content key of its data file
+// and the torrent's index of the file's first piece.
+type SpanKey struct {
+	Key        string
+	FirstPiece int
+}
+
+// Keys lists the torrent's files as SpanKeys, in piece order.
+func (t *Torrent) Keys() []SpanKey {
+	keys := make([]SpanKey, len(t.spans))
+	for i, sp := range t.spans {
+		keys[i] = SpanKey{sp.df.key, sp.firstPiece}
+	}
+	return keys
 }
 
 // Close releases the torrent's data files.
@@ -334,6 +375,9 @@ func (df *dataFile) mark(idx int, ok bool) error {
 	}
 	df.complete[idx] = ok
 	df.stamp, _ = statOf(df.path)
+	if f := df.s.onComplete.Load(); ok && f != nil {
+		(*f)(df.key, idx)
+	}
 	return nil
 }
 

@@ -47,8 +47,9 @@ func AnnounceEvent(c *http.Client, announce string, ih [20]byte, id [20]byte, po
 }
 
 // Scrape asks the HTTP tracker at announce how many peers (seeders and
-// leechers) it knows for ih (BEP 48: the scrape URL replaces the last
-// "announce" of the announce URL).
+// leechers, and peers of related torrents: RelatedKey) it knows for ih
+// (BEP 48: the scrape URL replaces the last "announce" of the announce
+// URL).
 func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
 	u, err := url.Parse(announce)
 	if err != nil {
@@ -78,13 +79,14 @@ func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
 		Files map[string]struct {
 			Complete   int `bencode:"complete"`
 			Incomplete int `bencode:"incomplete"`
+			Related    int `bencode:"x-pkgtorrent-related"`
 		} `bencode:"files"`
 	}
 	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
 		return 0, fmt.Errorf("scrape: %w", err)
 	}
 	f := sr.Files[string(ih[:])]
-	return f.Complete + f.Incomplete, nil
+	return f.Complete + f.Incomplete + f.Related, nil
 }
 
 // queryEncode encodes q with spaces as %20, not +: trackers such as

@@ -13,6 +13,7 @@
 package tracker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/maphash"
 	"math/rand/v2"
@@ -21,6 +22,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
@@ -40,7 +42,18 @@ const (
 	defaultNumWant = 50
 	maxNumWant     = 200
 	numShards      = 64
+	// maxRelated bounds the related torrents an announce draws peers from.
+	maxRelated = 16
 )
+
+// AgentIDPrefix begins the peer id of every pkgtorrent agent. Only agents
+// are handed out as peers of related torrents: a stock client of another
+// batch would refuse the handshake.
+const AgentIDPrefix = "-PK0001-"
+
+// RelatedKey is the scrape field (per torrent) counting the peers of its
+// related torrents (see SetRelated).
+const RelatedKey = "x-pkgtorrent-related"
 
 // Tracker keeps the swarms and serves announce and scrape requests. It is
 // safe for concurrent use.
@@ -49,6 +62,34 @@ type Tracker struct {
 	now      func() time.Time
 	seed     maphash.Seed
 	shards   [numShards]shard
+	related  atomic.Pointer[func(ih [20]byte) [][20]byte]
+}
+
+// SetRelated sets f, which names the torrents that share content with a
+// torrent (for the service: the batches that share files with it; nil:
+// none). An announce of a peer still downloading is then answered, when
+// its own swarm has fewer peers than it wants, with agents (AgentIDPrefix)
+// of at most 16 of those torrents too, and a scrape counts their peers
+// under RelatedKey.
+func (t *Tracker) SetRelated(f func(ih [20]byte) [][20]byte) { t.related.Store(&f) }
+
+// relatedTo returns the torrents related to ih, at most maxRelated.
+func (t *Tracker) relatedTo(ih string) []string {
+	f := t.related.Load()
+	if f == nil || *f == nil {
+		return nil
+	}
+	rel := (*f)([20]byte([]byte(ih)))
+	out := make([]string, 0, min(len(rel), maxRelated))
+	for _, r := range rel {
+		if len(out) == maxRelated {
+			break
+		}
+		if string(r[:]) != ih {
+			out = append(out, string(r[:]))
+		}
+	}
+	return out
 }
 
 // shard holds the swarms whose info hash falls in it, under one lock, with
@@ -227,8 +268,9 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 		s.set(p, left == 0)
 		s.touch(p, now.Add(2*t.interval))
 		sh.touch(s, p.expires)
-		list = s.sample(key, numWant)
+		list = s.sample(key, numWant, nil, false)
 	}
+	wantRelated := event != "stopped" && left != 0 && len(list) < numWant
 	if s != nil {
 		complete, incomplete = int64(len(s.seeders)), int64(len(s.leechers))
 		if len(s.peers) == 0 {
@@ -236,6 +278,24 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sh.mu.Unlock()
+	if wantRelated {
+		seen := make(map[netip.AddrPort]bool, len(list))
+		for _, a := range list {
+			seen[a] = true
+		}
+		for _, rih := range t.relatedTo(ih) {
+			if len(list) >= numWant {
+				break
+			}
+			rsh := t.shard(rih)
+			rsh.mu.Lock()
+			if rs := rsh.swarms[rih]; rs != nil {
+				rs.expire(now)
+				list = append(list, rs.sample(key, numWant-len(list), seen, true)...)
+			}
+			rsh.mu.Unlock()
+		}
+	}
 
 	resp := map[string]any{
 		"interval":     int64(t.interval / time.Second),
@@ -351,12 +411,17 @@ func (s *swarm) expire(now time.Time) {
 }
 
 // sample returns up to n distinct addresses of peers drawn at random from
-// the swarm, never the announcer's own (self) and, for a seeder, no other
-// seeder. It does a partial Fisher-Yates shuffle over the seeders then the
-// leechers without moving them, so its cost is in proportion to n.
-func (s *swarm) sample(self peerKey, n int) []netip.AddrPort {
+// the swarm, never the announcer's own (self), none in seen (which it
+// extends; nil: a new set) and, for a seeder of the swarm, no other seeder;
+// with agents, agents only (AgentIDPrefix). It does a partial Fisher-Yates
+// shuffle over the seeders then the leechers without moving them, so its
+// cost is in proportion to n.
+func (s *swarm) sample(self peerKey, n int, seen map[netip.AddrPort]bool, agents bool) []netip.AddrPort {
 	var pool int
-	seeder := s.peers[self].seeder
+	var seeder bool
+	if p := s.peers[self]; p != nil {
+		seeder = p.seeder
+	}
 	if seeder {
 		pool = len(s.leechers) // a seeder gets nothing from other seeders
 	} else {
@@ -375,7 +440,9 @@ func (s *swarm) sample(self peerKey, n int) []netip.AddrPort {
 		return nil
 	}
 	out := make([]netip.AddrPort, 0, min(n, pool))
-	seen := make(map[netip.AddrPort]bool, min(n, pool))
+	if seen == nil {
+		seen = make(map[netip.AddrPort]bool, min(n, pool))
+	}
 	// Entries skipped (the announcer's own, under its address or its id,
 	// and the same address under several ids) are few in a real swarm;
 	// bound the draws anyway.
@@ -393,7 +460,8 @@ func (s *swarm) sample(self peerKey, n int) []netip.AddrPort {
 		swapped[j] = pi
 		swapped[i] = pj
 		p := at(pj)
-		if p.key.addr == self.addr || p.key.id == self.id || seen[p.key.addr] {
+		if p.key.addr == self.addr || p.key.id == self.id || seen[p.key.addr] ||
+			agents && !bytes.HasPrefix(p.key.id[:], []byte(AgentIDPrefix)) {
 			continue
 		}
 		seen[p.key.addr] = true
@@ -482,7 +550,21 @@ func (t *Tracker) ServeScrape(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		sh.mu.Unlock()
-		files[ih] = map[string]any{"complete": complete, "incomplete": incomplete, "downloaded": downloaded}
+		var related int64
+		for _, rih := range t.relatedTo(ih) {
+			rsh := t.shard(rih)
+			rsh.mu.Lock()
+			if rs := rsh.swarms[rih]; rs != nil {
+				rs.expire(now)
+				related += int64(len(rs.seeders) + len(rs.leechers))
+			}
+			rsh.mu.Unlock()
+		}
+		f := map[string]any{"complete": complete, "incomplete": incomplete, "downloaded": downloaded}
+		if related > 0 {
+			f[RelatedKey] = related
+		}
+		files[ih] = f
 	}
 	write(w, map[string]any{"files": files})
 }
