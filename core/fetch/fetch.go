@@ -4,12 +4,9 @@
 package fetch
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +20,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -211,11 +209,9 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if err := probeDirs(outs); err != nil {
 		return Result{}, err
 	}
-	digest, err := batch.Digest(rels)
-	if err != nil {
-		return Result{}, err
-	}
-	tb, err := getTorrent(ctx, cfg, digest, rels)
+	hc := httpClient(cfg)
+	tb, err := api.Torrent(ctx, hc, cfg.Service, rels)
+	hc.CloseIdleConnections()
 	if err != nil {
 		return Result{}, err
 	}
@@ -344,58 +340,6 @@ func expectations(tb []byte, rels []string) (map[string]expect, error) {
 		return nil, errors.New("its files are not the batch asked for")
 	}
 	return want, nil
-}
-
-// serviceError is the JSON error body of the service.
-type serviceError struct {
-	Error string `json:"error"`
-}
-
-// getTorrent asks the service for the batch torrent, posting the list when
-// the service does not know the digest yet.
-func getTorrent(ctx context.Context, cfg Config, digest string, rels []string) ([]byte, error) {
-	hc := httpClient(cfg)
-	defer hc.CloseIdleConnections()
-	u := batch.TorrentURL(cfg.Service, digest)
-	do := func(method string, body []byte) ([]byte, int, error) {
-		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-		if err != nil {
-			return nil, 0, err
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, 0, fmt.Errorf("service unreachable: %w", err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-		if err != nil {
-			return nil, 0, fmt.Errorf("reading from service: %w", err)
-		}
-		return b, resp.StatusCode, nil
-	}
-	b, code, err := do(http.MethodGet, nil)
-	if err != nil {
-		return nil, err
-	}
-	if code == http.StatusPreconditionFailed {
-		canon, _ := batch.Canonical(rels)
-		body, _ := json.Marshal(map[string][]string{"files": canon})
-		b, code, err = do(http.MethodPost, body)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if code != http.StatusOK {
-		var se serviceError
-		if json.Unmarshal(b, &se) == nil && se.Error != "" {
-			return nil, fmt.Errorf("service: %d %s: %s", code, http.StatusText(code), se.Error)
-		}
-		return nil, fmt.Errorf("service: %d %s", code, http.StatusText(code))
-	}
-	return b, nil
 }
 
 // httpClient is the client for the service and the fallback: connecting

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkBuildCached500(b *testing.B) {
 			b.Fatal(err)
 		}
 		body, _ := json.Marshal(map[string][]string{"files": files})
-		req := httptest.NewRequest(http.MethodPost, "/.pkgtorrent/v1/torrent/"+d, bytes.NewReader(body))
+		req := httptest.NewRequest(http.MethodPost, api.Prefix+api.TorrentPath+d, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -92,7 +93,7 @@ func BenchmarkBuildCold(b *testing.B) {
 		s, _ := New(Config{Root: root, PublicURL: "http://mirror.example/"})
 		d, _ := batch.Digest(names)
 		body, _ := json.Marshal(map[string][]string{"files": names})
-		req := httptest.NewRequest(http.MethodPost, "/.pkgtorrent/v1/torrent/"+d, bytes.NewReader(body))
+		req := httptest.NewRequest(http.MethodPost, api.Prefix+api.TorrentPath+d, bytes.NewReader(body))
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, req)
 		if rec.Code != 200 {

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"github.com/pkgtorrent/pkgtorrent/core/api"
+
 	"bytes"
 	"context"
 	"errors"
@@ -34,7 +36,7 @@ func sparse(t *testing.T, root, rel string, size int64) {
 }
 
 // waitStats polls the service's stats until cond holds.
-func waitStats(t *testing.T, s *Service, what string, cond func(Stats) bool) Stats {
+func waitStats(t *testing.T, s *Service, what string, cond func(api.Stats) bool) api.Stats {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -53,7 +55,7 @@ func waitStats(t *testing.T, s *Service, what string, cond func(Stats) bool) Sta
 // returned channel: the status code, or the client's error.
 func postAsync(t *testing.T, ctx context.Context, base string, files []string) <-chan error {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "POST", base+".pkgtorrent/v1/torrent/"+digest(t, files),
+	req, err := http.NewRequestWithContext(ctx, "POST", api.TorrentURL(base, digest(t, files)),
 		bytes.NewReader(filesBody(files)))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +87,7 @@ func TestAbandonedBuildStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := postAsync(t, ctx, base, []string{"a.rpm", "big.iso"})
-	waitStats(t, s, "a.rpm hashed and big.iso started", func(st Stats) bool {
+	waitStats(t, s, "a.rpm hashed and big.iso started", func(st api.Stats) bool {
 		return st.HashCacheFiles == 1 && st.HashBytesRead > 3*pl
 	})
 	time.Sleep(300 * time.Millisecond) // the client gives up after a while
@@ -93,7 +95,7 @@ func TestAbandonedBuildStops(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("abandoned POST: %v", err)
 	}
-	waitStats(t, s, "the build to stop", func(st Stats) bool { return st.BuildsRunning == 0 && st.BuildsAbandoned == 1 })
+	waitStats(t, s, "the build to stop", func(st api.Stats) bool { return st.BuildsRunning == 0 && st.BuildsAbandoned == 1 })
 	time.Sleep(100 * time.Millisecond)
 	read := s.Stats().HashBytesRead
 	time.Sleep(300 * time.Millisecond)
@@ -127,13 +129,13 @@ func TestBuildConcurrencyLimit(t *testing.T) {
 	bigCtx, cancelBig := context.WithCancel(t.Context())
 	defer cancelBig()
 	bigDone := postAsync(t, bigCtx, base, []string{"big.iso"})
-	waitStats(t, s, "the big build to hash", func(st Stats) bool { return st.BuildsRunning == 1 && st.HashBytesRead > 0 })
+	waitStats(t, s, "the big build to hash", func(st api.Stats) bool { return st.BuildsRunning == 1 && st.HashBytesRead > 0 })
 
 	// A small batch waits for it, and gives up when its client leaves.
 	ctxA, cancelA := context.WithCancel(t.Context())
 	defer cancelA()
 	doneA := postAsync(t, ctxA, base, []string{"a.rpm"})
-	waitStats(t, s, "the small build to wait", func(st Stats) bool { return st.BuildsWaiting == 1 })
+	waitStats(t, s, "the small build to wait", func(st api.Stats) bool { return st.BuildsWaiting == 1 })
 	select {
 	case err := <-doneA:
 		t.Fatalf("a second build ran beside the first with MaxBuilds 1: %v", err)
@@ -146,7 +148,7 @@ func TestBuildConcurrencyLimit(t *testing.T) {
 	if err := <-doneA; !errors.Is(err, context.Canceled) {
 		t.Fatalf("abandoned waiting POST: %v", err)
 	}
-	waitStats(t, s, "the waiting build to give up", func(st Stats) bool { return st.BuildsWaiting == 0 && st.BuildsAbandoned == 1 })
+	waitStats(t, s, "the waiting build to give up", func(st api.Stats) bool { return st.BuildsWaiting == 0 && st.BuildsAbandoned == 1 })
 
 	// Two clients wait for one build of b.rpm; one leaves, the other
 	// gets the torrent once the slot is free.
@@ -155,7 +157,7 @@ func TestBuildConcurrencyLimit(t *testing.T) {
 	defer cancel1()
 	done1 := postAsync(t, ctx1, base, b)
 	done2 := postAsync(t, t.Context(), base, b)
-	waitStats(t, s, "both clients to wait", func(Stats) bool { return s.builds.Waiters(digest(t, b)) == 2 })
+	waitStats(t, s, "both clients to wait", func(api.Stats) bool { return s.builds.Waiters(digest(t, b)) == 2 })
 	cancel1()
 	if err := <-done1; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first client of the shared build: %v", err)
@@ -170,7 +172,7 @@ func TestBuildConcurrencyLimit(t *testing.T) {
 	if err := <-done2; err != nil {
 		t.Fatalf("second client of the shared build: %v", err)
 	}
-	st := waitStats(t, s, "the slot to be free", func(st Stats) bool { return st.BuildsRunning == 0 })
+	st := waitStats(t, s, "the slot to be free", func(st api.Stats) bool { return st.BuildsRunning == 0 })
 	if st.TorrentsBuilt != 1 || st.BuildsAbandoned != 2 || st.BuildsWaiting != 0 {
 		t.Errorf("at the end: %+v; want 1 torrent built, 2 builds abandoned", st)
 	}
@@ -241,7 +243,7 @@ func TestStalledReaderDropped(t *testing.T) {
 	sparse(t, root, "big.iso", size)
 	s, base := start(t, Config{Root: root, WriteTimeout: 300 * time.Millisecond})
 	c := rawGet(t, base, "big.iso")
-	waitStats(t, s, "the download to start", func(st Stats) bool { return st.FileBytesSent > 0 })
+	waitStats(t, s, "the download to start", func(st api.Stats) bool { return st.FileBytesSent > 0 })
 	time.Sleep(2 * time.Second)
 	sent := s.Stats().FileBytesSent
 	n := readToClose(t, c)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
@@ -77,7 +78,7 @@ func FuzzBatchRequest(f *testing.F) {
 	f.Add("xyz", `{"files": 3}`)
 	f.Fuzz(func(t *testing.T, digest, body string) {
 		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
-		req.URL.Path = APIPrefix + "torrent/" + digest
+		req.URL.Path = api.Prefix + api.TorrentPath + digest
 		req.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		s.Handler().ServeHTTP(w, req)

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
@@ -38,7 +39,7 @@ func errorf(code int, format string, args ...any) *httpError {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// writeError answers err as JSON {"error": ...}, never cached. Errors
+// writeError answers err as JSON api.ErrorBody, never cached. Errors
 // that are not *httpError are internal (500) and logged.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
@@ -61,52 +62,110 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("Allow", allow)
 	}
 	w.WriteHeader(he.code)
-	json.NewEncoder(w).Encode(map[string]string{"error": he.msg})
+	json.NewEncoder(w).Encode(api.ErrorBody{Error: he.msg})
+}
+
+// endpoint is one entry of the service's route table: a kind of request
+// path and the handler of its requests.
+type endpoint struct {
+	// path is the endpoint's path under api.Prefix ("" for the paths
+	// outside the API); one ending in "/" is a subtree.
+	path string
+	// kind is the "handler" label of the endpoint's request metrics.
+	kind string
+	// serve answers a request; rest is the request path below path.
+	serve func(s *Service, w http.ResponseWriter, r *http.Request, rest string) error
+}
+
+// routes is the service's one route table, for dispatch (serveHTTP) and for
+// the request metrics' kinds (metrics.instrument): the API endpoints, then
+// the files of the mirror tree and unknown API paths.
+var routes = []endpoint{
+	{api.TorrentPath, "torrent", (*Service).serveTorrent},
+	{api.WebseedPath, "webseed", (*Service).serveWebseed},
+	{api.AnnouncePath, "announce", (*Service).serveAnnounce},
+	{api.ScrapePath, "scrape", (*Service).serveScrape},
+	{api.StatsPath, "stats", (*Service).serveStats},
+	{api.MetricsPath, "metrics", (*Service).serveMetrics},
+	fileRoute,
+	otherRoute,
+}
+
+// fileRoute and otherRoute are the routes of the paths outside the API:
+// the mirror tree's files, and unknown paths under the reserved directory.
+var (
+	fileRoute  = endpoint{"", "file", (*Service).serveTreeFile}
+	otherRoute = endpoint{"", "other", (*Service).serveUnknown}
+)
+
+// route returns the route of the request path p and the rest of p below
+// the route's path.
+func route(p string) (endpoint, string) {
+	rest, ok := strings.CutPrefix(p, api.Prefix)
+	if !ok {
+		if p == "/.pkgtorrent" || strings.HasPrefix(p, "/.pkgtorrent/") {
+			return otherRoute, p
+		}
+		return fileRoute, p
+	}
+	for _, e := range routes {
+		if e.path == "" {
+			continue
+		}
+		if sub, ok := strings.CutPrefix(rest, e.path); ok && (sub == "" || strings.HasSuffix(e.path, "/")) {
+			return e, sub
+		}
+	}
+	return otherRoute, p
 }
 
 func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	p, ok := strings.CutPrefix(r.URL.Path, "/")
+	e, rest := route(r.URL.Path)
+	if err := e.serve(s, w, r, rest); err != nil {
+		writeError(w, r, err)
+	}
+}
+
+// serveTreeFile serves the mirror tree's file at the request path p.
+func (s *Service) serveTreeFile(w http.ResponseWriter, r *http.Request, p string) error {
+	rel, ok := strings.CutPrefix(p, "/")
 	if !ok {
-		writeError(w, r, errorf(http.StatusBadRequest, "request path %q is not absolute", r.URL.Path))
-		return
+		return errorf(http.StatusBadRequest, "request path %q is not absolute", p)
 	}
-	if p == ".pkgtorrent" || strings.HasPrefix(p, ".pkgtorrent/") {
-		s.serveAPI(w, r, strings.TrimPrefix("/"+p, APIPrefix))
-		return
-	}
-	if err := s.serveFile(w, r, p, false); err != nil {
-		writeError(w, r, err)
-	}
+	return s.serveFile(w, r, rel, false)
 }
 
-func (s *Service) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
-	if !strings.HasPrefix(r.URL.Path, APIPrefix) {
-		writeError(w, r, errorf(http.StatusNotFound, "no API endpoint %q (the API is under %s)", r.URL.Path, APIPrefix))
-		return
+// serveUnknown answers a path under the reserved directory that names no
+// API endpoint.
+func (s *Service) serveUnknown(w http.ResponseWriter, r *http.Request, _ string) error {
+	if !strings.HasPrefix(r.URL.Path, api.Prefix) {
+		return errorf(http.StatusNotFound, "no API endpoint %q (the API is under %s)", r.URL.Path, api.Prefix)
 	}
-	var err error
-	switch {
-	case rest == "stats":
-		err = s.serveStats(w, r)
-	case rest == "metrics":
-		s.metrics.ServeHTTP(w, r)
-	case rest == "announce" && s.tracker != nil:
-		s.tracker.ServeAnnounce(w, r)
-	case rest == "scrape" && s.tracker != nil:
-		s.tracker.ServeScrape(w, r)
-	case strings.HasPrefix(rest, "torrent/"):
-		err = s.serveTorrent(w, r, strings.TrimPrefix(rest, "torrent/"))
-	case strings.HasPrefix(rest, "webseed/"):
-		err = s.serveWebseed(w, r, strings.TrimPrefix(rest, "webseed/"))
-	default:
-		err = errorf(http.StatusNotFound, "no API endpoint %q", r.URL.Path)
-	}
-	if err != nil {
-		writeError(w, r, err)
-	}
+	return errorf(http.StatusNotFound, "no API endpoint %q", r.URL.Path)
 }
 
-func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) error {
+func (s *Service) serveAnnounce(w http.ResponseWriter, r *http.Request, rest string) error {
+	if s.tracker == nil {
+		return s.serveUnknown(w, r, rest)
+	}
+	s.tracker.ServeAnnounce(w, r)
+	return nil
+}
+
+func (s *Service) serveScrape(w http.ResponseWriter, r *http.Request, rest string) error {
+	if s.tracker == nil {
+		return s.serveUnknown(w, r, rest)
+	}
+	s.tracker.ServeScrape(w, r)
+	return nil
+}
+
+func (s *Service) serveMetrics(w http.ResponseWriter, r *http.Request, _ string) error {
+	s.metrics.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Service) serveStats(w http.ResponseWriter, r *http.Request, _ string) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed for stats", r.Method)
 	}

@@ -2,7 +2,6 @@ package service
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,7 +12,7 @@ import (
 const metricsNamespace = "pkgtorrent_service"
 
 // metrics are the service's Prometheus metrics, in a registry of its own
-// (several services may run in one process), served at APIPrefix+"metrics".
+// (several services may run in one process), served at api.MetricsPath.
 // The counters that Stats also reports are read from the same atomics.
 type metrics struct {
 	reg          *prometheus.Registry
@@ -22,10 +21,6 @@ type metrics struct {
 	byKind       map[string]http.Handler
 	http.Handler
 }
-
-// requestKinds are the values of the "handler" label of
-// pkgtorrent_service_requests_total.
-var requestKinds = []string{"file", "webseed", "torrent", "announce", "scrape", "stats", "metrics", "other"}
 
 func newMetrics(s *Service) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
@@ -66,8 +61,8 @@ func newMetrics(s *Service) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m.Handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-	for _, k := range requestKinds {
-		m.requests.WithLabelValues(k, "200") // show the series before the first request
+	for _, e := range routes {
+		m.requests.WithLabelValues(e.kind, "200") // show the series before the first request
 	}
 	return m
 }
@@ -75,28 +70,17 @@ func newMetrics(s *Service) *metrics {
 // instrument counts the requests h answers, by kind and status code.
 func (m *metrics) instrument(h http.Handler) http.Handler {
 	m.byKind = map[string]http.Handler{}
-	for _, k := range requestKinds {
-		m.byKind[k] = promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(prometheus.Labels{"handler": k}), h)
+	for _, e := range routes {
+		m.byKind[e.kind] = promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(prometheus.Labels{"handler": e.kind}), h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.byKind[requestKind(r.URL.Path)].ServeHTTP(w, r)
 	})
 }
 
-// requestKind names the handler a request path goes to.
+// requestKind names the handler a request path goes to: the kind of its
+// route.
 func requestKind(p string) string {
-	rest, ok := strings.CutPrefix(p, APIPrefix)
-	switch {
-	case !ok && (p == "/.pkgtorrent" || strings.HasPrefix(p, "/.pkgtorrent/")):
-		return "other"
-	case !ok:
-		return "file"
-	case strings.HasPrefix(rest, "webseed/"):
-		return "webseed"
-	case strings.HasPrefix(rest, "torrent/"):
-		return "torrent"
-	case rest == "announce", rest == "scrape", rest == "stats", rest == "metrics":
-		return rest
-	}
-	return "other"
+	e, _ := route(p)
+	return e.kind
 }

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"github.com/pkgtorrent/pkgtorrent/core/api"
+
 	"bufio"
 	"bytes"
 	"strconv"
@@ -12,7 +14,7 @@ import (
 // from series (name with labels, as printed) to value.
 func scrapeMetrics(t *testing.T, base string) map[string]float64 {
 	t.Helper()
-	r := do(t, "GET", base+".pkgtorrent/v1/metrics", "", nil)
+	r := do(t, "GET", api.MetricsURL(base), "", nil)
 	if r.code != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("metrics: %d %s", r.code, r.header.Get("Content-Type"))
 	}
@@ -43,10 +45,10 @@ func TestMetrics(t *testing.T) {
 	if r := post(t, base, files); r.code != 200 {
 		t.Fatalf("POST: %d %s", r.code, r.body)
 	}
-	if r := do(t, "GET", base+".pkgtorrent/v1/torrent/"+digest(t, files), "", nil); r.code != 200 {
+	if r := do(t, "GET", api.TorrentURL(base, digest(t, files)), "", nil); r.code != 200 {
 		t.Fatalf("GET torrent: %d", r.code)
 	}
-	ws := base + ".pkgtorrent/v1/webseed/pkgtorrent-0123456789abcdef/"
+	ws := api.WebseedURL(base) + "pkgtorrent-0123456789abcdef/"
 	if r := do(t, "GET", ws+"pkgs/a.rpm", "", nil); r.code != 200 || !bytes.Equal(r.body, a) {
 		t.Fatalf("webseed GET: %d", r.code)
 	}
@@ -57,7 +59,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("GET /metrics: %d %q, want the repository file", r.code, r.body)
 	}
 	do(t, "GET", base+"pkgs/none.rpm", "", nil)
-	do(t, "GET", base+".pkgtorrent/v1/torrent/"+strings.Repeat("0", 64), "", nil)
+	do(t, "GET", api.TorrentURL(base, strings.Repeat("0", 64)), "", nil)
 
 	m := scrapeMetrics(t, base)
 	want := map[string]float64{
@@ -113,6 +115,11 @@ func TestRequestKind(t *testing.T) {
 	} {
 		if got := requestKind(p); got != want {
 			t.Errorf("requestKind(%q) = %q, want %q", p, got, want)
+		}
+	}
+	for _, p := range api.Paths {
+		if got := requestKind(api.Prefix + p); got == "other" || got == "file" {
+			t.Errorf("API endpoint %s has no route (kind %q)", p, got)
 		}
 	}
 }

@@ -2,17 +2,9 @@
 // tree over HTTP, builds batch torrents on request, acts as their BEP 19
 // webseed and, unless external trackers are configured, as their tracker.
 //
-// HTTP layout (every API path is under the reserved prefix /.pkgtorrent/v1/):
-//
-//	GET|HEAD /<path>                          a file of the mirror tree
-//	GET|HEAD /.pkgtorrent/v1/webseed/<name>/<path>  webseed: files and zero padding
-//	GET      /.pkgtorrent/v1/torrent/<digest> a built batch torrent, 412 if unknown
-//	POST     /.pkgtorrent/v1/torrent/<digest> build: body {"files": [paths]}
-//	GET      /.pkgtorrent/v1/announce, scrape embedded tracker
-//	GET      /.pkgtorrent/v1/stats            Stats as JSON
-//	GET      /.pkgtorrent/v1/metrics          Prometheus metrics (text format)
-//
-// API errors are JSON objects {"error": "..."} sent with Cache-Control: no-store.
+// It serves the files of the mirror tree at their paths (GET and HEAD) and
+// the API of package api under api.Prefix; errors are api.ErrorBody JSON
+// objects sent with Cache-Control: no-store.
 package service
 
 import (
@@ -32,6 +24,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/hashcache"
 	"github.com/pkgtorrent/pkgtorrent/core/internal/flight"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
@@ -48,9 +41,6 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultHashCacheBytes    = 256 << 20
 )
-
-// APIPrefix is the URL path prefix of the service API.
-const APIPrefix = "/.pkgtorrent/v1/"
 
 // shutdownGrace bounds how long Serve waits for requests in flight once its
 // context is done.
@@ -102,45 +92,6 @@ type Config struct {
 	// are forgotten beyond it. Default: DefaultHashCacheBytes; negative is
 	// an error.
 	HashCacheBytes int64
-}
-
-// Stats are the service's counters since it started.
-type Stats struct {
-	// TorrentsBuilt counts torrents built (first builds and rebuilds).
-	TorrentsBuilt int64 `json:"torrents_built"`
-	// TorrentRequests counts GET and POST requests for torrents.
-	TorrentRequests int64 `json:"torrent_requests"`
-	// FileBytesSent counts file bytes sent to clients: origin egress, by
-	// plain GET and webseed alike.
-	FileBytesSent int64 `json:"file_bytes_sent"`
-	// WebseedBytesSent counts the part of FileBytesSent sent through the
-	// webseed path.
-	WebseedBytesSent int64 `json:"webseed_bytes_sent"`
-	// PadBytesSent counts zero padding bytes sent by the webseed.
-	PadBytesSent int64 `json:"pad_bytes_sent"`
-	// HashBytesRead counts file bytes read to compute piece hashes.
-	HashBytesRead int64 `json:"hash_bytes_read"`
-	// HashCacheHits counts files whose piece hashes came from the cache.
-	HashCacheHits int64 `json:"hash_cache_hits"`
-	// TorrentCacheHits counts torrent requests answered with an already
-	// built, still fresh torrent.
-	TorrentCacheHits int64 `json:"torrent_cache_hits"`
-	// BuildsRunning is the number of torrent builds running now.
-	BuildsRunning int64 `json:"builds_running"`
-	// BuildsWaiting is the number of torrent builds waiting for a slot
-	// (Config.MaxBuilds) now.
-	BuildsWaiting int64 `json:"builds_waiting"`
-	// BuildsAbandoned counts builds stopped, or never started, because
-	// every client waiting for them had gone.
-	BuildsAbandoned int64 `json:"builds_abandoned"`
-	// HashCacheFiles is the number of files in the hash cache now.
-	HashCacheFiles int64 `json:"hash_cache_files"`
-	// HashCacheBytes is the memory of the hash cache now, as counted
-	// against Config.HashCacheBytes.
-	HashCacheBytes int64 `json:"hash_cache_bytes"`
-	// HashCacheEvictions counts files dropped from the hash cache to stay
-	// within Config.HashCacheBytes.
-	HashCacheEvictions int64 `json:"hash_cache_evictions"`
 }
 
 // Service serves one mirror tree. Create it with New.
@@ -374,8 +325,8 @@ func (s *Service) Close() error {
 }
 
 // Stats returns the current counters.
-func (s *Service) Stats() Stats {
-	return Stats{
+func (s *Service) Stats() api.Stats {
+	return api.Stats{
 		TorrentsBuilt:    s.torrentsBuilt.Load(),
 		TorrentRequests:  s.torrentRequests.Load(),
 		FileBytesSent:    s.fileBytesSent.Load(),

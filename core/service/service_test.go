@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
@@ -115,13 +116,13 @@ func digest(t *testing.T, files []string) string {
 }
 
 func filesBody(files []string) []byte {
-	b, _ := json.Marshal(map[string][]string{"files": files})
+	b, _ := json.Marshal(api.TorrentRequest{Files: files})
 	return b
 }
 
 func post(t *testing.T, base string, files []string) response {
 	t.Helper()
-	return do(t, "POST", base+".pkgtorrent/v1/torrent/"+digest(t, files), "application/json", filesBody(files))
+	return do(t, "POST", api.TorrentURL(base, digest(t, files)), "application/json", filesBody(files))
 }
 
 func checkJSONError(t *testing.T, name string, r response, code int, mention string) {
@@ -155,10 +156,10 @@ func TestBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, base := start(t, Config{Root: root, MaxFiles: 2, MaxBodyBytes: 300})
-	api := base + ".pkgtorrent/v1/torrent/"
+	torrents := api.TorrentURL(base, "")
 	zero := strings.Repeat("0", 64)
 	postRaw := func(files []string) response {
-		return do(t, "POST", api+zero, "application/json", filesBody(files))
+		return do(t, "POST", torrents+zero, "application/json", filesBody(files))
 	}
 	cases := []struct {
 		name    string
@@ -175,13 +176,13 @@ func TestBadRequests(t *testing.T) {
 		{"reserved", postRaw([]string{".pad/5"}), 400, ".pad"},
 		{"digest mismatch", postRaw([]string{"b.rpm"}), 400, "digest mismatch"},
 		{"too many files", post(t, base, []string{"a/x.rpm", "b.rpm", "c.rpm"}), 413, "limit of 2"},
-		{"oversized body", do(t, "POST", api+zero, "application/json", filesBody([]string{strings.Repeat("x", 400)})), 413, "300 bytes"},
-		{"bad JSON", do(t, "POST", api+zero, "application/json", []byte(`{"files": [`)), 400, "JSON"},
-		{"trailing JSON", do(t, "POST", api+zero, "application/json", []byte(`{"files": ["b.rpm"]} x`)), 400, "JSON"},
-		{"no files", do(t, "POST", api+zero, "application/json", []byte(`{}`)), 400, "files"},
-		{"content type", do(t, "POST", api+zero, "text/plain", filesBody([]string{"b.rpm"})), 415, "text/plain"},
-		{"malformed digest GET", do(t, "GET", api+"xyz", "", nil), 400, "xyz"},
-		{"uppercase digest POST", do(t, "POST", api+strings.Repeat("A", 64), "application/json", filesBody([]string{"b.rpm"})), 400, "malformed"},
+		{"oversized body", do(t, "POST", torrents+zero, "application/json", filesBody([]string{strings.Repeat("x", 400)})), 413, "300 bytes"},
+		{"bad JSON", do(t, "POST", torrents+zero, "application/json", []byte(`{"files": [`)), 400, "JSON"},
+		{"trailing JSON", do(t, "POST", torrents+zero, "application/json", []byte(`{"files": ["b.rpm"]} x`)), 400, "JSON"},
+		{"no files", do(t, "POST", torrents+zero, "application/json", []byte(`{}`)), 400, "files"},
+		{"content type", do(t, "POST", torrents+zero, "text/plain", filesBody([]string{"b.rpm"})), 415, "text/plain"},
+		{"malformed digest GET", do(t, "GET", torrents+"xyz", "", nil), 400, "xyz"},
+		{"uppercase digest POST", do(t, "POST", torrents+strings.Repeat("A", 64), "application/json", filesBody([]string{"b.rpm"})), 400, "malformed"},
 		{"GET encoded dotdot", do(t, "GET", base+"%2e%2e/etc/passwd", "", nil), 400, ".."},
 		{"GET dotdot in dir", do(t, "GET", base+"a/%2e%2e/b.rpm", "", nil), 400, ".."},
 		{"GET symlink out", do(t, "GET", base+"link", "", nil), 404, "link"},
@@ -190,11 +191,11 @@ func TestBadRequests(t *testing.T) {
 		{"GET root", do(t, "GET", base, "", nil), 404, "index"},
 		{"GET pad as file", do(t, "GET", base+".pad/5", "", nil), 400, ".pad"},
 		{"PUT file", do(t, "PUT", base+"b.rpm", "", nil), 405, "PUT"},
-		{"webseed dotdot", do(t, "GET", base+".pkgtorrent/v1/webseed/n/%2e%2e/b.rpm", "", nil), 400, ".."},
-		{"webseed symlink out", do(t, "GET", base+".pkgtorrent/v1/webseed/n/link", "", nil), 404, "link"},
-		{"webseed no name", do(t, "GET", base+".pkgtorrent/v1/webseed/b.rpm", "", nil), 400, "b.rpm"},
-		{"webseed bad pad", do(t, "GET", base+".pkgtorrent/v1/webseed/n/.pad/99999", "", nil), 400, ".pad"},
-		{"unknown API", do(t, "GET", base+".pkgtorrent/v1/nothing", "", nil), 404, "nothing"},
+		{"webseed dotdot", do(t, "GET", api.WebseedURL(base)+"n/%2e%2e/b.rpm", "", nil), 400, ".."},
+		{"webseed symlink out", do(t, "GET", api.WebseedURL(base)+"n/link", "", nil), 404, "link"},
+		{"webseed no name", do(t, "GET", api.WebseedURL(base)+"b.rpm", "", nil), 400, "b.rpm"},
+		{"webseed bad pad", do(t, "GET", api.WebseedURL(base)+"n/.pad/99999", "", nil), 400, ".pad"},
+		{"unknown API", do(t, "GET", api.URL(base, "nothing"), "", nil), 404, "nothing"},
 		{"unversioned API", do(t, "GET", base+".pkgtorrent/stats", "", nil), 404, "/.pkgtorrent/v1/"},
 	}
 	for _, c := range cases {
@@ -208,7 +209,7 @@ func TestBadRequests(t *testing.T) {
 func TestUnknownDigest(t *testing.T) {
 	root := writeTree(t, map[string][]byte{"f": []byte("f")})
 	_, base := start(t, Config{Root: root})
-	r := do(t, "GET", base+".pkgtorrent/v1/torrent/"+digest(t, []string{"f"}), "", nil)
+	r := do(t, "GET", api.TorrentURL(base, digest(t, []string{"f"})), "", nil)
 	checkJSONError(t, "unknown", r, http.StatusPreconditionFailed, "not known")
 }
 
@@ -306,7 +307,7 @@ func TestBuildDeterministic(t *testing.T) {
 	if r.code != 200 || r.header.Get("Content-Type") != "application/x-bittorrent" {
 		t.Fatalf("POST: %d %s %s", r.code, r.header.Get("Content-Type"), r.body)
 	}
-	g := do(t, "GET", base1+".pkgtorrent/v1/torrent/"+digest(t, names), "", nil)
+	g := do(t, "GET", api.TorrentURL(base1, digest(t, names)), "", nil)
 	if g.code != 200 || !bytes.Equal(g.body, r.body) {
 		t.Fatalf("GET after POST: %d, identical %v", g.code, bytes.Equal(g.body, r.body))
 	}
@@ -413,7 +414,7 @@ func TestReplacedFileRebuilds(t *testing.T) {
 	if err := os.Rename(tmp, filepath.Join(root, "a")); err != nil {
 		t.Fatal(err)
 	}
-	url := base + ".pkgtorrent/v1/torrent/" + digest(t, files)
+	url := api.TorrentURL(base, digest(t, files))
 	second := do(t, "GET", url, "", nil)
 	if second.code != 200 {
 		t.Fatalf("GET: %d %s", second.code, second.body)
@@ -456,7 +457,7 @@ func TestFilesAndWebseed(t *testing.T) {
 	if r.code != 200 || r.header.Get("Content-Length") != fmt.Sprint(len(data)) {
 		t.Errorf("HEAD: %d length %s", r.code, r.header.Get("Content-Length"))
 	}
-	ws := base + ".pkgtorrent/v1/webseed/pkgtorrent-0123456789abcdef/"
+	ws := api.WebseedURL(base) + "pkgtorrent-0123456789abcdef/"
 	r = do(t, "GET", ws+"pkgs/p.rpm", "", nil, "Range", "bytes=100-199")
 	if r.code != 206 || !bytes.Equal(r.body, data[100:200]) {
 		t.Errorf("webseed range: %d, %d bytes", r.code, len(r.body))
@@ -477,8 +478,8 @@ func TestFilesAndWebseed(t *testing.T) {
 		t.Errorf("PadBytesSent = %d, want 1010", st.PadBytesSent)
 	}
 
-	var js Stats
-	r = do(t, "GET", base+".pkgtorrent/v1/stats", "", nil)
+	var js api.Stats
+	r = do(t, "GET", api.StatsURL(base), "", nil)
 	if err := json.Unmarshal(r.body, &js); err != nil || js.FileBytesSent != st.FileBytesSent {
 		t.Errorf("stats endpoint: %s (%v)", r.body, err)
 	}
@@ -511,18 +512,18 @@ func TestTrackerEndpoints(t *testing.T) {
 	root := writeTree(t, map[string][]byte{"f": []byte("f")})
 	_, base := start(t, Config{Root: root})
 	ih := strings.Repeat("%aa", 20)
-	r := do(t, "GET", base+".pkgtorrent/v1/announce?info_hash="+ih+"&peer_id="+strings.Repeat("p", 20)+"&port=6881&left=0", "", nil)
+	r := do(t, "GET", api.AnnounceURL(base)+"?info_hash="+ih+"&peer_id="+strings.Repeat("p", 20)+"&port=6881&left=0", "", nil)
 	if r.code != 200 || !bytes.Contains(r.body, []byte("8:interval")) {
 		t.Errorf("announce: %d %q", r.code, r.body)
 	}
-	r = do(t, "GET", base+".pkgtorrent/v1/scrape?info_hash="+ih, "", nil)
+	r = do(t, "GET", api.ScrapeURL(base)+"?info_hash="+ih, "", nil)
 	if r.code != 200 || !bytes.Contains(r.body, []byte("8:completei1e")) {
 		t.Errorf("scrape: %d %q", r.code, r.body)
 	}
 
 	// External trackers replace the embedded one.
 	_, ext := start(t, Config{Root: root, Trackers: []string{"http://tracker.example/announce"}})
-	checkJSONError(t, "no embedded tracker", do(t, "GET", ext+".pkgtorrent/v1/announce", "", nil), 404, "announce")
+	checkJSONError(t, "no embedded tracker", do(t, "GET", api.AnnounceURL(ext), "", nil), 404, "announce")
 	p := post(t, ext, []string{"f"})
 	mi, _, _, err := metainfo.Parse(p.body)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
@@ -223,11 +224,11 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	}
 	announce := s.cfg.Trackers
 	if len(announce) == 0 {
-		announce = []string{public + APIPrefix[1:] + "announce"}
+		announce = []string{api.AnnounceURL(public)}
 	}
 	t, err := metainfo.Build(metainfo.Name(digest), mf, metainfo.Options{
 		Announce: announce,
-		WebSeeds: []string{public + APIPrefix[1:] + "webseed/"},
+		WebSeeds: []string{api.WebseedURL(public)},
 		Mirrors:  s.cfg.Mirrors,
 	})
 	if err != nil {
@@ -283,7 +284,7 @@ func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest st
 	return nil
 }
 
-// readBatch decodes and checks a POST body {"files": [...]} against digest
+// readBatch decodes and checks a POST body (api.TorrentRequest) against digest
 // and returns the files in canonical order.
 func (s *Service) readBatch(w http.ResponseWriter, r *http.Request, digest string) ([]string, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -293,9 +294,7 @@ func (s *Service) readBatch(w http.ResponseWriter, r *http.Request, digest strin
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	dec := json.NewDecoder(body)
-	var req struct {
-		Files []string `json:"files"`
-	}
+	var req api.TorrentRequest
 	err := dec.Decode(&req)
 	if err == nil {
 		if err = dec.Decode(&struct{}{}); err == io.EOF {
