@@ -459,7 +459,7 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 	defer svc.stop()
 	// The service knows the batch, as after the first host of a fleet
 	// asked for it: the burst measures the transfer, not the hashing.
-	if err := svc.postBatch(r.rels); err != nil {
+	if err := svc.buildBatch(r.rels); err != nil {
 		return b, err
 	}
 
@@ -581,7 +581,7 @@ func (r *run) stagger(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer svc.stop()
-	if err := svc.postBatch(r.rels); err != nil {
+	if err := svc.buildBatch(r.rels); err != nil {
 		return err
 	}
 	// each starts client i at its arrival time and waits for all.

@@ -120,7 +120,7 @@ func (r *run) service(ctx context.Context, rep *Report) error {
 			return err
 		}
 		t0 := time.Now()
-		if err := svc.postBatch(r.rels); err != nil {
+		if err := svc.buildBatch(r.rels); err != nil {
 			svc.stop()
 			return err
 		}
@@ -157,7 +157,7 @@ func (r *run) service(ctx context.Context, rep *Report) error {
 			pick = append(pick, r.rels[i])
 		}
 		t0 := time.Now()
-		if err := svc.postBatch(pick); err != nil {
+		if err := svc.buildBatch(pick); err != nil {
 			return err
 		}
 		f.BuildSamples = append(f.BuildSamples, time.Since(t0).Seconds())
@@ -197,7 +197,7 @@ func (r *run) single(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer svc.stop()
-	if err := svc.postBatch(r.rels); err != nil {
+	if err := svc.buildBatch(r.rels); err != nil {
 		return err
 	}
 	s := &rep.Single

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,7 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	"github.com/pkgtorrent/pkgtorrent/core/api"
+	"github.com/pkgtorrent/pkgtorrent/core/control"
+	"github.com/pkgtorrent/pkgtorrent/core/fetch"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
 )
 
@@ -101,47 +102,20 @@ func (s *serviceProc) stop() {
 	s.cmd.Wait()
 }
 
-// serviceStats are the service's counters the benchmark reads.
-type serviceStats struct {
-	TorrentsBuilt int64 `json:"torrents_built"`
-	FileBytesSent int64 `json:"file_bytes_sent"`
-	PadBytesSent  int64 `json:"pad_bytes_sent"`
-	HashBytesRead int64 `json:"hash_bytes_read"`
-}
-
-func (s *serviceProc) stats() (serviceStats, error) {
-	var st serviceStats
-	resp, err := s.hc.Get(s.url + ".pkgtorrent/v1/stats")
+// stats reads the service's counters.
+func (s *serviceProc) stats() (api.Stats, error) {
+	st, err := api.GetStats(context.Background(), s.hc, s.url)
 	if err != nil {
-		return st, fmt.Errorf("service stats: %w", err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return st, fmt.Errorf("service stats: %w", err)
 	}
 	return st, nil
 }
 
-// postBatch asks the service to build the torrent of files, as a client
-// that finds it unknown does.
-func (s *serviceProc) postBatch(files []string) error {
-	canon, err := batch.Canonical(files)
-	if err != nil {
-		return err
-	}
-	d, err := batch.Digest(canon)
-	if err != nil {
-		return err
-	}
-	body, _ := json.Marshal(map[string][]string{"files": canon})
-	resp, err := s.hc.Post(s.url+".pkgtorrent/v1/torrent/"+d, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("posting a batch: %w", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("posting a batch: %s: %s", resp.Status, b)
+// buildBatch has the service build the torrent of files, as the first
+// client of a batch does.
+func (s *serviceProc) buildBatch(files []string) error {
+	if _, err := api.Torrent(context.Background(), s.hc, s.url, files); err != nil {
+		return fmt.Errorf("building a batch: %w", err)
 	}
 	return nil
 }
@@ -174,14 +148,8 @@ func newHost(binDir, dir string, env []string) (*host, error) {
 
 // getResult is pkgtorrent-get's --json summary with the wall time of the run.
 type getResult struct {
-	Files            int     `json:"files"`
-	Bytes            int64   `json:"bytes"`
-	BytesFromPeers   int64   `json:"bytes_from_peers"`
-	BytesFromWebseed int64   `json:"bytes_from_webseed"`
-	BytesFromHTTP    int64   `json:"bytes_from_http"`
-	Fallback         bool    `json:"fallback"`
-	Seconds          float64 `json:"seconds"`
-	Wall             float64 `json:"-"`
+	fetch.Result
+	Wall float64 `json:"-"`
 }
 
 // batchList is pkgtorrent-get's --batch input for files from svc, placed in
@@ -218,18 +186,9 @@ func (h *host) fetch(ctx context.Context, svc *serviceProc, files []treeFile, up
 	return r, nil
 }
 
-// agentStatus is what pkgtorrent-get status reports of an agent.
-type agentStatus struct {
-	PID       int   `json:"pid"`
-	Torrents  int   `json:"torrents"`
-	Seeding   int   `json:"seeding"`
-	Uploaded  int64 `json:"uploaded"`
-	FromPeers int64 `json:"from_peers"`
-	FromWeb   int64 `json:"from_webseed"`
-}
-
-func (h *host) status(ctx context.Context) (agentStatus, error) {
-	var st agentStatus
+// status is what pkgtorrent-get status reports of the host's agent.
+func (h *host) status(ctx context.Context) (control.Status, error) {
+	var st control.Status
 	cmd := exec.CommandContext(ctx, filepath.Join(h.binDir, getBin), "--config", os.DevNull, "--state-dir", h.state, "status", "--json")
 	cmd.Env = cleanEnv()
 	out, err := cmd.Output()
