@@ -2,18 +2,17 @@ package agent
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
@@ -120,7 +119,7 @@ func (a *Agent) adoptBatch(ih metainfo.Hash) error {
 func (a *Agent) lookupAndAdopt(ih metainfo.Hash) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, infohashURL(a.cfg.Service, ih), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.InfohashURL(a.cfg.Service, ih), nil)
 	if err != nil {
 		return err
 	}
@@ -161,12 +160,6 @@ func (a *Agent) lookupAndAdopt(ih metainfo.Hash) error {
 	}
 	a.log.Info("adopted a batch of another host", "torrent", ih.HexString(), "files_held", held, "files", len(spans))
 	return nil
-}
-
-// infohashURL is where the service at serviceURL serves the torrent it
-// built with info hash ih.
-func infohashURL(serviceURL string, ih metainfo.Hash) string {
-	return strings.TrimSuffix(serviceURL, "/") + "/.pkgtorrent/v1/infohash/" + hex.EncodeToString(ih[:])
 }
 
 // holders maps a data file's content key to the torrents holding the file,

@@ -10,6 +10,7 @@
 //	GET|HEAD <prefix>webseed/<name>/<path>  webseed: files and zero padding
 //	GET      <prefix>torrent/<digest>       a built batch torrent, 412 if unknown
 //	POST     <prefix>torrent/<digest>       build: body TorrentRequest
+//	GET      <prefix>infohash/<hex>         a built batch torrent by info hash, 404 if unknown
 //	GET      <prefix>announce, scrape       embedded tracker
 //	GET      <prefix>stats                  Stats as JSON
 //	GET      <prefix>metrics                Prometheus metrics (text format)
@@ -17,7 +18,10 @@
 // Errors are JSON objects ErrorBody, sent with Cache-Control: no-store.
 package api
 
-import "strings"
+import (
+	"encoding/hex"
+	"strings"
+)
 
 // Prefix is the URL path prefix of the service API.
 const Prefix = "/.pkgtorrent/v1/"
@@ -28,6 +32,10 @@ const (
 	// TorrentPath + <batch digest>: GET a built batch torrent (412 if the
 	// service does not know the digest), POST a TorrentRequest to build it.
 	TorrentPath = "torrent/"
+	// InfohashPath + <info hash in hex>: GET a batch torrent the service
+	// built, by its info hash (404 if it does not know it). An agent asks
+	// its service this before it serves another host's batch.
+	InfohashPath = "infohash/"
 	// WebseedPath + <torrent name>/<file path>: the BEP 19 webseed of the
 	// service's torrents, files and zero padding.
 	WebseedPath = "webseed/"
@@ -41,7 +49,7 @@ const (
 )
 
 // Paths are all the endpoints' paths under Prefix.
-var Paths = []string{TorrentPath, WebseedPath, AnnouncePath, ScrapePath, StatsPath, MetricsPath}
+var Paths = []string{TorrentPath, InfohashPath, WebseedPath, AnnouncePath, ScrapePath, StatsPath, MetricsPath}
 
 // URL returns the URL of the endpoint path p (one of Paths, plus the rest
 // of a subtree's path) of the service whose file root is at the base URL
@@ -53,6 +61,12 @@ func URL(service, p string) string {
 // TorrentURL is where the service serves the torrent of the batch with
 // this digest (GET; POST a TorrentRequest when the service answers 412).
 func TorrentURL(service, digest string) string { return URL(service, TorrentPath+digest) }
+
+// InfohashURL is where the service serves the batch torrent it built with
+// info hash ih.
+func InfohashURL(service string, ih [20]byte) string {
+	return URL(service, InfohashPath+hex.EncodeToString(ih[:]))
+}
 
 // WebseedURL is the service's webseed base URL, as written into torrents.
 func WebseedURL(service string) string { return URL(service, WebseedPath) }

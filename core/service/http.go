@@ -82,6 +82,7 @@ type endpoint struct {
 // the files of the mirror tree and unknown API paths.
 var routes = []endpoint{
 	{api.TorrentPath, "torrent", (*Service).serveTorrent},
+	{api.InfohashPath, "infohash", (*Service).serveInfohash},
 	{api.WebseedPath, "webseed", (*Service).serveWebseed},
 	{api.AnnouncePath, "announce", (*Service).serveAnnounce},
 	{api.ScrapePath, "scrape", (*Service).serveScrape},

@@ -195,6 +195,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	if len(cfg.Trackers) == 0 {
 		s.tracker = tracker.New(cfg.TrackerInterval)
+		s.tracker.SetRelated(s.related)
 	}
 	if cfg.OriginRateLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.OriginRateLimit), chunkSize)

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -29,16 +32,88 @@ const hashWorkers = 4
 // built is a stored torrent with the identity of each file at build time.
 type built struct {
 	torrent []byte
+	ih      [20]byte // info hash
 	files   []string // canonical order
 	infos   []os.FileInfo
 }
 
 // torrentStore holds built torrents by digest, forgetting the oldest
-// beyond maxStoredBytes. Guarded by Service.mu.
+// beyond maxStoredBytes, with two indexes: by info hash, and the batches
+// holding each file (the most recent maxBatchesPerFile). Guarded by
+// Service.mu.
 type torrentStore struct {
-	m     map[string]*built
-	order []string // insertion order; may hold digests since removed
-	bytes int
+	m      map[string]*built
+	order  []string // insertion order; may hold digests since removed
+	bytes  int
+	byIH   map[[20]byte]string // info hash -> digest
+	byFile map[string][]string // file -> digests of batches holding it, oldest first
+}
+
+// maxBatchesPerFile bounds the batches remembered per file for related.
+const maxBatchesPerFile = 8
+
+// related returns the info hashes of other stored batches that share a
+// file with the batch of info hash ih, at most max.
+func (t *torrentStore) related(ih [20]byte, max int) [][20]byte {
+	d, ok := t.byIH[ih]
+	if !ok {
+		return nil
+	}
+	b := t.m[d]
+	seen := map[string]bool{d: true}
+	var out [][20]byte
+	for _, f := range b.files {
+		for _, od := range t.byFile[f] {
+			if seen[od] {
+				continue
+			}
+			seen[od] = true
+			if ob := t.m[od]; ob != nil {
+				out = append(out, ob.ih)
+				if len(out) == max {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}
+
+// index adds b (stored under d) to the indexes.
+func (t *torrentStore) index(d string, b *built) {
+	if t.byIH == nil {
+		t.byIH = map[[20]byte]string{}
+		t.byFile = map[string][]string{}
+	}
+	t.byIH[b.ih] = d
+	for _, f := range b.files {
+		l := t.byFile[f]
+		if i := slices.Index(l, d); i >= 0 {
+			l = slices.Delete(l, i, i+1)
+		}
+		if len(l) == maxBatchesPerFile {
+			l = l[1:]
+		}
+		t.byFile[f] = append(l, d)
+	}
+}
+
+// unindex removes b (stored under d) from the indexes.
+func (t *torrentStore) unindex(d string, b *built) {
+	if t.byIH[b.ih] == d {
+		delete(t.byIH, b.ih)
+	}
+	for _, f := range b.files {
+		l := t.byFile[f]
+		if i := slices.Index(l, d); i >= 0 {
+			l = slices.Delete(l, i, i+1)
+		}
+		if len(l) == 0 {
+			delete(t.byFile, f)
+		} else {
+			t.byFile[f] = l
+		}
+	}
 }
 
 func (t *torrentStore) get(d string) *built { return t.m[d] }
@@ -49,11 +124,13 @@ func (t *torrentStore) put(d string, b *built) {
 	}
 	if old := t.m[d]; old != nil {
 		t.bytes -= len(old.torrent)
+		t.unindex(d, old)
 	} else {
 		t.order = append(t.order, d)
 	}
 	t.m[d] = b
 	t.bytes += len(b.torrent)
+	t.index(d, b)
 	for t.bytes > maxStoredBytes && len(t.m) > 1 {
 		oldest := t.order[0]
 		t.order = t.order[1:]
@@ -78,6 +155,7 @@ func (t *torrentStore) remove(d string) {
 	if b := t.m[d]; b != nil {
 		t.bytes -= len(b.torrent)
 		delete(t.m, d)
+		t.unindex(d, b)
 	}
 }
 
@@ -234,7 +312,11 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	if err != nil {
 		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
 	}
-	return &built{torrent: t, files: files, infos: infos}, nil
+	mi, _, _, err := metainfo.Parse(t)
+	if err != nil {
+		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
+	}
+	return &built{torrent: t, ih: mi.HashInfoBytes(), files: files, infos: infos}, nil
 }
 
 func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest string) error {
@@ -282,6 +364,56 @@ func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest st
 		w.Write(t)
 	}
 	return nil
+}
+
+// serveInfohash answers a GET for the batch torrent the service built with
+// the info hash ih (hex): an agent asks it before it serves another host's
+// batch, so that it serves only batches this service vouches for.
+func (s *Service) serveInfohash(w http.ResponseWriter, r *http.Request, ihHex string) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return errorf(http.StatusMethodNotAllowed, "method %s not allowed for torrents by info hash", r.Method)
+	}
+	var ih [20]byte
+	if len(ihHex) != 40 || strings.ToLower(ihHex) != ihHex {
+		return errorf(http.StatusBadRequest, "malformed info hash %q: want 40 lowercase hex digits", ihHex)
+	}
+	if _, err := hex.Decode(ih[:], []byte(ihHex)); err != nil {
+		return errorf(http.StatusBadRequest, "malformed info hash %q: want 40 lowercase hex digits", ihHex)
+	}
+	s.mu.Lock()
+	d, ok := s.store.byIH[ih]
+	var b *built
+	if ok {
+		b = s.store.get(d)
+	}
+	s.mu.Unlock()
+	if b == nil {
+		return errorf(http.StatusNotFound, "no batch torrent with info hash %s was built here", ihHex)
+	}
+	t, err := s.torrent(r.Context(), d, b.files)
+	if err != nil {
+		return err
+	}
+	if mi, _, _, err := metainfo.Parse(t); err != nil || mi.HashInfoBytes() != ih {
+		return errorf(http.StatusNotFound, "the batch of info hash %s has changed since", ihHex)
+	}
+	w.Header().Set("Content-Type", "application/x-bittorrent")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(t)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(t)
+	}
+	return nil
+}
+
+// related returns the info hashes of the stored batches that share files
+// with the batch of info hash ih (the embedded tracker's SetRelated).
+func (s *Service) related(ih [20]byte) [][20]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.store.related(ih, 16)
 }
 
 // readBatch decodes and checks a POST body (api.TorrentRequest) against digest
