@@ -203,7 +203,7 @@ func TestAttackAgentSocket(t *testing.T) {
 		http.Error(w, "no", http.StatusNotFound)
 	}))
 	defer evil.Close()
-	genuine := postTorrent(t, svc, b)
+	genuine := batchTorrent(t, svc, b)
 	mi, err := ametainfo.Load(bytes.NewReader(genuine))
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ import (
 	ametainfo "github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 
-	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
 )
 
@@ -170,7 +170,7 @@ func proxiedService(t *testing.T, root string, extra ...string) (service, *fault
 }
 
 func isWebseedOrFile(p string) bool {
-	return !strings.HasPrefix(p, "/.pkgtorrent/") || strings.HasPrefix(p, "/.pkgtorrent/v1/webseed/")
+	return !strings.HasPrefix(p, "/.pkgtorrent/") || strings.HasPrefix(p, api.Prefix+api.WebseedPath)
 }
 
 func isTracker(p string) bool {
@@ -330,28 +330,10 @@ func (p corruptPiece) Completion() storage.Completion {
 	return storage.Completion{Ok: true, Complete: true}
 }
 
-// postTorrent has the service build the batch torrent of names and returns it.
+// postTorrent is batchTorrent, under the name crossbatch_test.go uses.
 func postTorrent(t *testing.T, svc service, names []string) []byte {
 	t.Helper()
-	canon, err := batch.Canonical(names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := batch.Digest(canon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string][]string{"files": canon})
-	resp, err := http.Post(svc.url+".pkgtorrent/v1/torrent/"+d, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	tb, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("POST torrent: %s: %s", resp.Status, tb)
-	}
-	return tb
+	return batchTorrent(t, svc, names)
 }
 
 // Row 4: a malicious seeder (anacrolix/torrent with a lying storage) is the
@@ -362,7 +344,7 @@ func TestFault4MaliciousPeer(t *testing.T) {
 	makeTree(t, root, 14, oddSizes)
 	b := names(oddSizes, "os/Packages/")
 	svc := startService(t, root)
-	mi, err := ametainfo.Load(bytes.NewReader(postTorrent(t, svc, b)))
+	mi, err := ametainfo.Load(bytes.NewReader(batchTorrent(t, svc, b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +390,7 @@ func TestFault4MaliciousPeer(t *testing.T) {
 	// Wait until the tracker lists the malicious seeder.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get(svc.url + ".pkgtorrent/v1/scrape?info_hash=" + url.QueryEscape(string(mi.HashInfoBytes().Bytes())))
+		resp, err := http.Get(api.ScrapeURL(svc.url) + "?info_hash=" + url.QueryEscape(string(mi.HashInfoBytes().Bytes())))
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -454,7 +436,7 @@ func TestFault5ReplacedOnMirror(t *testing.T) {
 	svc := startService(t, root)
 	dir := t.TempDir()
 	list := batchList(t, svc, root, dir, b) // the sums of the original content
-	postTorrent(t, svc, b)
+	batchTorrent(t, svc, b)
 
 	p := filepath.Join(root, name)
 	fi, err := os.Stat(p)

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 
-	"github.com/pkgtorrent/pkgtorrent/core/batch"
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 )
 
@@ -61,29 +61,15 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
-// batchTorrent asks the service for the torrent of names (POST, as a
-// client that is not pkgtorrent-get would) and returns it.
+// batchTorrent has the service build the torrent of names (GET, then
+// POST on 412, as any client would) and returns it.
 func batchTorrent(t *testing.T, svc service, names []string) []byte {
 	t.Helper()
-	files, err := batch.Canonical(names)
+	tb, err := api.Torrent(context.Background(), nil, svc.url, names)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := batch.Digest(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string][]string{"files": files})
-	resp, err := http.Post(svc.url+".pkgtorrent/v1/torrent/"+d, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("POST torrent: %s %s", resp.Status, b)
-	}
-	return b
+	return tb
 }
 
 // agentStatus reads a host's agent status.
@@ -129,7 +115,7 @@ func TestInteropAria2cDownloads(t *testing.T) {
 	// the files through the fast one; aria2c gets the torrent of the slow
 	// one (about 20 s for the batch from its webseed alone).
 	fast := startService(t, root)
-	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(total/20), "--tracker", fast.url+".pkgtorrent/v1/announce")
+	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(total/20), "--tracker", api.AnnounceURL(fast.url))
 	seeder := newHost(t)
 	if r := seeder.get(batchList(t, fast, root, t.TempDir(), batchNames), "--service", fast.url, "--batch", "-"); r.code != 0 {
 		t.Fatalf("seeding host: %s", r.stderr)
@@ -139,7 +125,7 @@ func TestInteropAria2cDownloads(t *testing.T) {
 
 	tb := batchTorrent(t, svc, batchNames)
 	_, _, _, ih := torrentFiles(t, tb)
-	if seeders, leechers := scrapeCounts(t, fast.url+".pkgtorrent/v1/scrape", ih); seeders+leechers < 1 {
+	if seeders, leechers := scrapeCounts(t, api.ScrapeURL(fast.url), ih); seeders+leechers < 1 {
 		t.Fatalf("the tracker does not know the seeding host: %d seeders, %d leechers", seeders, leechers)
 	}
 	dir := t.TempDir()
@@ -311,7 +297,7 @@ func TestInteropFromTransmission(t *testing.T) {
 		}
 	})
 	// Wait until the tracker knows transmission as a seeder.
-	scrape := svc.url + ".pkgtorrent/v1/scrape"
+	scrape := api.ScrapeURL(svc.url)
 	deadline := time.Now().Add(3 * time.Minute)
 	for n, _ := scrapeCounts(t, scrape, ih); n < 1; n, _ = scrapeCounts(t, scrape, ih) {
 		if time.Now().After(deadline) {
@@ -438,7 +424,7 @@ func TestOpentrackerBurst(t *testing.T) {
 			t.Fatal("opentracker did not start")
 		}
 	}
-	if resp, err := http.Get(svc.url + ".pkgtorrent/v1/announce"); err != nil || resp.StatusCode != http.StatusNotFound {
+	if resp, err := http.Get(api.AnnounceURL(svc.url)); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("embedded tracker still served with --tracker: %v %v", resp, err)
 	} else {
 		resp.Body.Close()

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/fetch"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
 )
@@ -112,7 +113,7 @@ func startService(t *testing.T, root string, extra ...string) service {
 // stats reads the service's counters.
 func (s service) stats(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(s.url + ".pkgtorrent/v1/stats")
+	resp, err := http.Get(api.StatsURL(s.url))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,8 +101,10 @@ func ValidDigest(s string) bool {
 }
 
 // TorrentURL is where the service at serviceURL (its file root) serves the
-// torrent of the batch with this digest (GET; POST the file list when the
-// service answers 412).
+// torrent of the batch with this digest.
+//
+// Deprecated: use api.TorrentURL (package core/api, which holds the service
+// protocol); this copy goes once core/agent no longer calls it.
 func TorrentURL(serviceURL, digest string) string {
 	return strings.TrimSuffix(serviceURL, "/") + "/.pkgtorrent/v1/torrent/" + digest
 }
