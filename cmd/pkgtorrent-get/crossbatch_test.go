@@ -197,3 +197,41 @@ func handshake(t *testing.T, port int, ih [20]byte) []byte {
 	}
 	return got
 }
+
+// With an external tracker (opentracker) there is no sharing across
+// batches (the tracker knows nothing of batches that share files): each
+// batch is its own swarm, and a host of another batch fetches from the
+// webseed, without any error.
+func TestCrossBatchExternalTracker(t *testing.T) {
+	needTool(t, "opentracker")
+	root := t.TempDir()
+	common, own, _ := crossTree(t, root, 2, 200_000, 50_000)
+	b1, b2 := append([]string{own[0]}, common...), append([]string{own[1]}, common...)
+	var svc service
+	for try := 0; ; try++ { // the port may be taken before opentracker binds it
+		port := freePort(t)
+		svc = startService(t, root, "--tracker", fmt.Sprintf("http://127.0.0.1:%d/announce", port))
+		var hashes []string
+		for _, b := range [][]string{b1, b2} {
+			ih := torrentInfoHash(t, batchTorrent(t, svc, b))
+			hashes = append(hashes, fmt.Sprintf("%x", ih))
+		}
+		if startOpentracker(t, port, hashes) {
+			break
+		}
+		if try == 2 {
+			t.Fatal("opentracker did not start")
+		}
+	}
+	first, second := newHost(t), newHost(t)
+	d1, d2 := t.TempDir(), t.TempDir()
+	if r := first.get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.code != 0 {
+		t.Fatalf("first host: exit %d: %s", r.code, r.stderr)
+	}
+	r := second.get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	if r.code != 0 || r.Fallback {
+		t.Fatalf("second host: exit %d, fallback %v: %s", r.code, r.Fallback, r.stderr)
+	}
+	sameFiles(t, root, d2, b2)
+	t.Logf("external tracker, other batch: %d bytes, %d from peers, %d from webseed", r.Bytes, r.BytesFromPeers, r.BytesFromWebseed)
+}
