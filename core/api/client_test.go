@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,31 +21,23 @@ func startService(t *testing.T, files map[string]string) (*service.Service, stri
 	t.Helper()
 	root := t.TempDir()
 	for p, data := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
 		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := service.New(service.Config{Root: root, Listen: "127.0.0.1:0"})
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String() + "/"
+	s, err := service.New(service.Config{Root: root, PublicURL: base})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	srv.Config.Handler = s.Handler()
+	srv.Start()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+		srv.Close()
 		s.Close()
 	})
-	return s, s.URL()
+	return s, base
 }
 
 // recorder is a transport that records the requests' methods and answers.
@@ -73,11 +66,11 @@ func (r *recorder) take() string {
 }
 
 func TestTorrent(t *testing.T) {
-	s, base := startService(t, map[string]string{"a/x.rpm": "xx", "b.rpm": "bbb"})
+	s, base := startService(t, map[string]string{"x.rpm": "xx", "b.rpm": "bbb"})
 	rec := &recorder{}
 	hc := &http.Client{Transport: rec}
 	ctx := context.Background()
-	files := []string{"b.rpm", "a/x.rpm", "b.rpm"}
+	files := []string{"b.rpm", "x.rpm", "b.rpm"}
 
 	// Unknown to the service: 412, then the POST builds it.
 	built, err := api.Torrent(ctx, hc, base, files)
@@ -95,12 +88,12 @@ func TestTorrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(spans) != 2 || spans[0].Path != "a/x.rpm" || spans[1].Path != "b.rpm" {
-		t.Errorf("torrent holds %+v, want a/x.rpm and b.rpm", spans)
+	if len(spans) != 2 || spans[0].Path != "b.rpm" || spans[1].Path != "x.rpm" {
+		t.Errorf("torrent holds %+v, want b.rpm and x.rpm", spans)
 	}
 
 	// Known now: one GET (the base URL without its trailing slash works too).
-	got, err := api.Torrent(ctx, hc, strings.TrimSuffix(base, "/"), []string{"a/x.rpm", "b.rpm"})
+	got, err := api.Torrent(ctx, hc, strings.TrimSuffix(base, "/"), []string{"x.rpm", "b.rpm"})
 	if err != nil {
 		t.Fatal(err)
 	}
