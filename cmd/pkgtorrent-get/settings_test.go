@@ -18,6 +18,8 @@ func TestAgentSettingsRoundTrip(t *testing.T) {
 		SeedTime:          7 * time.Minute,
 		PeerGrace:         3 * time.Second,
 		WebseedIdlePieces: true,
+		CrossBatch:        true,
+		LocalDiscovery:    true,
 		PeerHost:          "127.0.0.1",
 		PeerPort:          6881,
 		UploadRateLimit:   1000,

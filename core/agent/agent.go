@@ -172,12 +172,17 @@ func start(cfg Config) (*Agent, error) {
 	// handshake they do not have when the service vouches for it.
 	tc.Bep20 = tracker.AgentIDPrefix
 	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{}
-	tc.AlwaysWantConns = true
 	var self atomic.Pointer[Agent]
-	tc.Callbacks.CompletedHandshake = func(pc *torrent.PeerConn, ih metainfo.Hash) {
-		if a := self.Load(); a != nil {
-			a.onHandshake(pc, ih)
+	if cfg.CrossBatch {
+		tc.AlwaysWantConns = true
+		tc.Callbacks.CompletedHandshake = func(pc *torrent.PeerConn, ih metainfo.Hash) {
+			if a := self.Load(); a != nil {
+				a.onHandshake(pc, ih)
+			}
 		}
+	}
+	if cfg.LocalDiscovery {
+		tc.LocalServiceDiscovery = &torrent.LocalServiceDiscoveryConfig{}
 	}
 	cl, err := torrent.NewClient(tc)
 	if err != nil {

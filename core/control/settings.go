@@ -20,6 +20,13 @@ type Settings struct {
 	// has to the peers): a fetch ends sooner when the peers are slower than
 	// the mirror, and the mirror sends more.
 	WebseedIdlePieces bool
+	// CrossBatch lets the agent serve the batches of other hosts that share
+	// files with what it holds, once its service vouches for them (see
+	// package agent); off, every batch is its own swarm.
+	CrossBatch bool
+	// LocalDiscovery turns on BEP 14 local peer discovery: the agents of
+	// one network find each other by multicast, without the tracker.
+	LocalDiscovery bool
 	// PeerHost is the address peers connect to ("" for all interfaces).
 	PeerHost string
 	// PeerPort is the BitTorrent listen port (0: any free port).
@@ -47,9 +54,10 @@ type Settings struct {
 // Defaults are the settings of an agent nothing else was said about; the
 // flags of pkgtorrent-get take their defaults from here.
 var Defaults = Settings{
-	SeedTime:  30 * time.Minute,
-	PeerGrace: time.Second,
-	LogLevel:  "info",
+	SeedTime:   30 * time.Minute,
+	PeerGrace:  time.Second,
+	CrossBatch: true,
+	LogLevel:   "info",
 }
 
 // Args returns the settings as pkgtorrent-get options (every one, so that
@@ -60,6 +68,8 @@ func (s Settings) Args() []string {
 		"--seed-time", s.SeedTime.String(),
 		"--peer-grace", s.PeerGrace.String(),
 		fmt.Sprintf("--webseed-idle-pieces=%t", s.WebseedIdlePieces),
+		fmt.Sprintf("--cross-batch=%t", s.CrossBatch),
+		fmt.Sprintf("--local-discovery=%t", s.LocalDiscovery),
 		"--peer-host", s.PeerHost,
 		"--peer-port", fmt.Sprint(s.PeerPort),
 		"--upload-rate-limit", fmt.Sprint(s.UploadRateLimit),
