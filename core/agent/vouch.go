@@ -13,6 +13,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -56,7 +57,7 @@ func (a *Agent) vouch(ctx context.Context, req control.Request, info *metainfo.I
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, batch.TorrentURL(a.cfg.Service, digest), nil)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, api.TorrentURL(a.cfg.Service, digest), nil)
 	if err != nil {
 		return err
 	}

@@ -99,12 +99,3 @@ func ValidDigest(s string) bool {
 	}
 	return true
 }
-
-// TorrentURL is where the service at serviceURL (its file root) serves the
-// torrent of the batch with this digest.
-//
-// Deprecated: use api.TorrentURL (package core/api, which holds the service
-// protocol); this copy goes once core/agent no longer calls it.
-func TorrentURL(serviceURL, digest string) string {
-	return strings.TrimSuffix(serviceURL, "/") + "/.pkgtorrent/v1/torrent/" + digest
-}
