@@ -80,7 +80,10 @@ type entry struct {
 	users    int       // fetches using the entry (under Agent.mu)
 	lastUsed time.Time // when the last fetch let go of it (under Agent.mu)
 	failed   atomic.Pointer[error]
-	trackers []string // announce URLs, told when the agent leaves
+	trackers []string // announce URLs, told when the agent leaves (under Agent.mu)
+	// announceList is an adopted batch's trackers, not announced to until
+	// a client fetches the batch (nil: announced from the start).
+	announceList [][]string
 }
 
 // ErrRunning is returned by Run when another agent holds the state directory.

@@ -155,7 +155,7 @@ func (a *Agent) lookupAndAdopt(ih metainfo.Hash) error {
 	if held == 0 {
 		return errors.New("none of its files is held here")
 	}
-	if _, err := a.insert(mi, info, mirrors, 0); err != nil {
+	if _, err := a.insert(mi, info, mirrors, 0, true); err != nil {
 		return err
 	}
 	a.log.Info("adopted a batch of another host", "torrent", ih.HexString(), "files_held", held, "files", len(spans))

@@ -126,11 +126,20 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		// Ask the tracker before the engine announces us: we are not a peer.
 		swarm = a.swarmSize(mi.UpvertedAnnounceList(), ih)
 		var err error
-		if e, err = a.insert(mi, info, mirrors, 1); err != nil {
+		if e, err = a.insert(mi, info, mirrors, 1, false); err != nil {
 			return nil, err
 		}
 	}
 	e.fetching.Do(func() {
+		if e.announceList != nil {
+			// An adopted batch: now it is ours, the trackers hear of it.
+			a.mu.Lock()
+			for _, tier := range e.announceList {
+				e.trackers = append(e.trackers, tier...)
+			}
+			a.mu.Unlock()
+			e.t.AddTrackers(e.announceList)
+		}
 		e.t.DownloadAll()
 		spreadOrder(e.t)
 		go a.webseedPolicy(e, swarm)
@@ -140,8 +149,11 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 
 // insert adds a torrent to the engine with users users, or takes users more
 // on the entry already there. The new entry downloads nothing yet: it
-// serves what the store holds of it.
-func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string, users int) (*entry, error) {
+// serves what the store holds of it. An adopted batch (adopted) is not
+// announced to its trackers until a client fetches it: the agent is found
+// through the swarms of its own batches, and a tracker hears from each host
+// about its own batches only.
+func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string, users int, adopted bool) (*entry, error) {
 	ih := mi.HashInfoBytes()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -159,8 +171,13 @@ func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []str
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
 	e := &entry{layout: layout, webseeds: spec.Webseeds, users: users, lastUsed: time.Now()}
-	for _, tier := range mi.UpvertedAnnounceList() {
-		e.trackers = append(e.trackers, tier...)
+	if adopted {
+		e.announceList = spec.Trackers
+		spec.Trackers = nil
+	} else {
+		for _, tier := range mi.UpvertedAnnounceList() {
+			e.trackers = append(e.trackers, tier...)
+		}
 	}
 	spec.Webseeds = nil // the webseed policy adds them
 	for _, m := range mirrors {
