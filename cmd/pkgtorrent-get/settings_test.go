@@ -1,12 +1,17 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/core/config"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
+	"github.com/pkgtorrent/pkgtorrent/core/fetch"
 )
 
 // The agent's settings cross one process boundary as options: every field
@@ -56,5 +61,27 @@ func TestAgentSettingsRoundTrip(t *testing.T) {
 	got.Mirrors = nil
 	if !reflect.DeepEqual(got, d) {
 		t.Errorf("flag defaults:\n got %+v\nwant %+v", got, d)
+	}
+}
+
+// The plugin configurations state pkgtorrent-get's default timeouts in
+// their comments (the plugins pass a timeout only when their own
+// configuration sets it): the figures there are the flags' defaults.
+func TestPluginConfDefaults(t *testing.T) {
+	re := regexp.MustCompile(`else (\d+)\s*(?:#\s*)?and (\d+)\)`)
+	for _, conf := range []string{"../../adapters/dnf/pkgtorrent.conf", "../../adapters/yum/pkgtorrent.conf"} {
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := re.FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s does not state the default timeouts (\"else N and M)\")", conf)
+			continue
+		}
+		want := []string{fmt.Sprint(int(fetch.DefaultConnectTimeout.Seconds())), fmt.Sprint(int(fetch.DefaultStallTimeout.Seconds()))}
+		if got := []string{string(m[1]), string(m[2])}; !slices.Equal(got, want) {
+			t.Errorf("%s states default timeouts %v, the flags' are %v", conf, got, want)
+		}
 	}
 }
