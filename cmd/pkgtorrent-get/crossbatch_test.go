@@ -14,6 +14,7 @@ import (
 	"time"
 
 	ametainfo "github.com/anacrolix/torrent/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // Cross-batch sharing (issue 14): hosts whose batches differ still trade
@@ -46,15 +47,15 @@ func TestCrossBatchLateArrival(t *testing.T) {
 	root := t.TempDir()
 	common, own, commonBytes := crossTree(t, root, 2, 1_000_000, 300_000)
 	svc := startService(t, root)
-	first, second := newHost(t), newHost(t)
+	first, second := testkit.NewHost(t), testkit.NewHost(t)
 	b1, b2 := append([]string{own[0]}, common...), append([]string{own[1]}, common...)
 	d1, d2 := t.TempDir(), t.TempDir()
-	if r := first.get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.code != 0 {
-		t.Fatalf("first host: exit %d: %s", r.code, r.stderr)
+	if r := first.Get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
+		t.Fatalf("first host: exit %d: %s", r.Code, r.Stderr)
 	}
-	r := second.get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
-	if r.code != 0 {
-		t.Fatalf("second host: exit %d: %s", r.code, r.stderr)
+	r := second.Get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
+	if r.Code != 0 {
+		t.Fatalf("second host: exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, d2, b2)
 	t.Logf("second host, other batch: %d bytes, %d from peers, %d from webseed, %.2fs (common %d bytes)", r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds, commonBytes)
@@ -80,25 +81,25 @@ func TestCrossBatchBurst(t *testing.T) {
 	}
 	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(distinct/3))
 	var wg sync.WaitGroup
-	results := make([]result, hosts)
+	results := make([]testkit.Result, hosts)
 	dirs := make([]string, hosts)
 	batches := make([][]string, hosts)
 	for i := range results {
-		h := newHost(t)
+		h := testkit.NewHost(t)
 		dirs[i] = t.TempDir()
 		batches[i] = append([]string{own[i]}, common...)
 		list := batchList(t, svc, root, dirs[i], batches[i])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.get(list, "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
+			results[i] = h.Get(list, "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
 		}()
 	}
 	wg.Wait()
 	var peers int64
 	for i, r := range results {
-		if r.code != 0 {
-			t.Fatalf("host %d: exit %d: %s", i, r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("host %d: exit %d: %s", i, r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dirs[i], batches[i])
 		t.Logf("host %d: %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
@@ -141,12 +142,12 @@ func TestCrossBatchStrangerHandshake(t *testing.T) {
 	root := t.TempDir()
 	common, own, _ := crossTree(t, root, 2, 50_000, 20_000)
 	svc := startService(t, root)
-	h := newHost(t)
+	h := testkit.NewHost(t)
 	mine := append([]string{own[0]}, common[:2]...)
-	if r := h.get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r := h.Get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	st := agentStatus(t, h.state)
+	st := h.Status()
 	if st == nil {
 		t.Fatal("no agent")
 	}
@@ -163,13 +164,13 @@ func TestCrossBatchStrangerHandshake(t *testing.T) {
 			t.Errorf("%s: the agent sent %d bytes after the handshake", what, len(got)-68)
 		}
 	}
-	if st2 := agentStatus(t, h.state); st2 == nil || st2["pid"] != st["pid"] || st2["torrents"] != st["torrents"] {
+	if st2 := h.Status(); st2 == nil || st2["pid"] != st["pid"] || st2["torrents"] != st["torrents"] {
 		t.Errorf("agent after the strangers: %v, before %v", st2, st)
 	}
 	// Its own batch is still served: a second host gets it from the first.
-	r := newHost(t).get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
-	if r.code != 0 || r.BytesFromPeers == 0 {
-		t.Errorf("second host: exit %d, %d bytes from peers: %s", r.code, r.BytesFromPeers, r.stderr)
+	r := testkit.NewHost(t).Get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
+	if r.Code != 0 || r.BytesFromPeers == 0 {
+		t.Errorf("second host: exit %d, %d bytes from peers: %s", r.Code, r.BytesFromPeers, r.Stderr)
 	}
 }
 
@@ -223,15 +224,56 @@ func TestCrossBatchExternalTracker(t *testing.T) {
 			t.Fatal("opentracker did not start")
 		}
 	}
-	first, second := newHost(t), newHost(t)
+	first, second := testkit.NewHost(t), testkit.NewHost(t)
 	d1, d2 := t.TempDir(), t.TempDir()
-	if r := first.get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.code != 0 {
-		t.Fatalf("first host: exit %d: %s", r.code, r.stderr)
+	if r := first.Get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
+		t.Fatalf("first host: exit %d: %s", r.Code, r.Stderr)
 	}
-	r := second.get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--http-fallback=false", "--batch", "-")
-	if r.code != 0 || r.Fallback {
-		t.Fatalf("second host: exit %d, fallback %v: %s", r.code, r.Fallback, r.stderr)
+	r := second.Get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	if r.Code != 0 || r.Fallback {
+		t.Fatalf("second host: exit %d, fallback %v: %s", r.Code, r.Fallback, r.Stderr)
 	}
 	sameFiles(t, root, d2, b2)
 	t.Logf("external tracker, other batch: %d bytes, %d from peers, %d from webseed", r.Bytes, r.BytesFromPeers, r.BytesFromWebseed)
+}
+
+// One host fetching two batches at once that share a file takes that file
+// from the origin about once: a piece completed through one torrent is
+// complete in the other.
+func TestCrossBatchNoDuplicateDownload(t *testing.T) {
+	root := t.TempDir()
+	common, own, commonBytes := crossTree(t, root, 2, 600_000, 30_000)
+	distinct := commonBytes + int64(len(readFile(t, root, own[0]))+len(readFile(t, root, own[1])))
+	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(distinct/3))
+	h := testkit.NewHost(t)
+	batches := [][]string{append([]string{own[0]}, common...), append([]string{own[1]}, common...)}
+	// The agent runs before the two fetches, so that both use one agent.
+	if r := h.Get(batchList(t, svc, root, t.TempDir(), []string{own[0]}), "--service", svc.url, "--batch", "-"); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	base := int64(svc.stats(t)["file_bytes_sent"])
+	var wg sync.WaitGroup
+	results := make([]testkit.Result, 2)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for i := range batches {
+		list := batchList(t, svc, root, dirs[i], batches[i])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.Get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-")
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.Code != 0 {
+			t.Fatalf("batch %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+		sameFiles(t, root, dirs[i], batches[i])
+	}
+	origin := int64(svc.stats(t)["file_bytes_sent"]) - base
+	want := commonBytes + int64(len(readFile(t, root, own[1])))
+	t.Logf("two batches sharing %d bytes on one host: origin sent %d bytes for %d distinct (%.2fx)", commonBytes, origin, want, float64(origin)/float64(want))
+	if origin > want*3/2 {
+		t.Errorf("origin sent %d bytes for %d distinct: the shared file was fetched twice", origin, want)
+	}
 }
