@@ -3,7 +3,6 @@ package fetch
 import (
 	"bytes"
 	"crypto/sha256"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,18 +12,10 @@ import (
 	"testing"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 const pl = pmeta.PieceLength
-
-func randBytes(n int64, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 5))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // expectFor returns what the torrent would say about data: padded piece
 // hashes, or with the unpadded tail when the file is last in its torrent.
@@ -67,7 +58,7 @@ func TestPlaceGood(t *testing.T) {
 	for _, size := range []int64{0, 1, pl - 1, pl, pl + 1, 3*pl + 77} {
 		for _, tail := range []bool{false, true} {
 			srcDir, outDir := t.TempDir(), t.TempDir()
-			data := randBytes(size, uint64(size))
+			data := testkit.RandBytes(size, uint64(size))
 			src := filepath.Join(srcDir, "data")
 			writeFile(t, src, data)
 			out := filepath.Join(outDir, "pkg.rpm")
@@ -96,7 +87,7 @@ func TestPlaceGood(t *testing.T) {
 
 func TestPlaceReplacesExisting(t *testing.T) {
 	dir := t.TempDir()
-	data := randBytes(pl+10, 1)
+	data := testkit.RandBytes(pl+10, 1)
 	src := filepath.Join(dir, "src")
 	writeFile(t, src, data)
 	out := filepath.Join(dir, "out")
@@ -111,7 +102,7 @@ func TestPlaceReplacesExisting(t *testing.T) {
 
 func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 	dir := t.TempDir()
-	data := randBytes(2*pl+3, 2)
+	data := testkit.RandBytes(2*pl+3, 2)
 	src := filepath.Join(dir, "src")
 	writeFile(t, src, data)
 	victim := filepath.Join(dir, "victim")
@@ -152,7 +143,7 @@ func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 }
 
 func TestPlaceRejects(t *testing.T) {
-	data := randBytes(3*pl+5, 3)
+	data := testkit.RandBytes(3*pl+5, 3)
 	good := expectFor(t, data, false)
 
 	corrupt := func(i int) []byte {
@@ -221,7 +212,7 @@ func TestPlaceRejects(t *testing.T) {
 }
 
 func TestPlaceErrors(t *testing.T) {
-	data := randBytes(100, 4)
+	data := testkit.RandBytes(100, 4)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	writeFile(t, src, data)
@@ -250,7 +241,7 @@ func TestPlaceUnwritableDir(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root can write to any directory")
 	}
-	data := randBytes(100, 5)
+	data := testkit.RandBytes(100, 5)
 	src := filepath.Join(t.TempDir(), "src")
 	writeFile(t, src, data)
 	dir := t.TempDir()
@@ -273,7 +264,7 @@ func TestPlaceCopies(t *testing.T) {
 		t.Skip("no /dev/shm:", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(shm) })
-	data := randBytes(2*pl+9, 6)
+	data := testkit.RandBytes(2*pl+9, 6)
 	src := filepath.Join(shm, "src")
 	writeFile(t, src, data)
 	outDir := t.TempDir()
@@ -321,7 +312,7 @@ func TestCopyVerifiedExclusive(t *testing.T) {
 // piece hashes like the right one, and only the size tells.
 func TestCheckSizes(t *testing.T) {
 	for _, n := range []int{1, pl - 1, pl, pl + 1, 3*pl + 5} {
-		data := randBytes(int64(n), uint64(n))
+		data := testkit.RandBytes(int64(n), uint64(n))
 		data[len(data)-1] = 0
 		for _, tail := range []bool{false, true} {
 			want := expectFor(t, data, tail)
@@ -350,7 +341,7 @@ func TestPlaceForeignData(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to own files as another user")
 	}
-	data := randBytes(pl+3, 7)
+	data := testkit.RandBytes(pl+3, 7)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	writeFile(t, src, data)
@@ -390,7 +381,7 @@ func TestPlaceForeignData(t *testing.T) {
 // once made it rewrite a file's last piece), and a placed file never
 // changes after verification.
 func TestPlaceNeverLinks(t *testing.T) {
-	data := randBytes(2*pl+3, 8)
+	data := testkit.RandBytes(2*pl+3, 8)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	writeFile(t, src, data)
@@ -418,7 +409,7 @@ func TestPlaceNeverLinks(t *testing.T) {
 // data path for a symlink: place follows none below the state directory,
 // and refuses data outside it.
 func TestPlaceSymlinkComponent(t *testing.T) {
-	data := randBytes(pl+1, 9)
+	data := testkit.RandBytes(pl+1, 9)
 	state := t.TempDir()
 	elsewhere := t.TempDir()
 	writeFile(t, filepath.Join(elsewhere, "f"), data)
@@ -451,7 +442,7 @@ func TestPlaceSymlinkComponent(t *testing.T) {
 // (the race that once got root to hard-link files the agent user could
 // rewrite): no placement follows either.
 func TestPlaceRacingSymlinks(t *testing.T) {
-	data := randBytes(pl+5, 10)
+	data := testkit.RandBytes(pl+5, 10)
 	state := t.TempDir()
 	real := filepath.Join(state, "real")
 	os.Mkdir(real, 0o755)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -23,21 +23,12 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-func randBytes(n int64, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func TestMatchesHashReader(t *testing.T) {
 	dir := t.TempDir()
 	var c Cache
 	const pl = metainfo.PieceLength
 	for i, size := range []int64{0, 1, pl - 1, pl, pl + 1, 3*pl + 5} {
-		data := randBytes(size, uint64(i))
+		data := testkit.RandBytes(size, uint64(i))
 		p := filepath.Join(dir, "f")
 		writeFile(t, p, data)
 		// A fresh mtime per file: the same path is reused.
@@ -64,7 +55,7 @@ func TestMatchesHashReader(t *testing.T) {
 func TestSecondCallReadsNothing(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
-	writeFile(t, p, randBytes(100_000, 1))
+	writeFile(t, p, testkit.RandBytes(100_000, 1))
 	var c Cache
 	h1, _, err := c.Hashes(t.Context(), p)
 	if err != nil {
@@ -91,7 +82,7 @@ func TestSecondCallReadsNothing(t *testing.T) {
 func TestChangeInvalidates(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
-	data := randBytes(50_000, 2)
+	data := testkit.RandBytes(50_000, 2)
 	writeFile(t, p, data)
 	var c Cache
 	if _, _, err := c.Hashes(t.Context(), p); err != nil {
@@ -99,7 +90,7 @@ func TestChangeInvalidates(t *testing.T) {
 	}
 
 	// Same size, new content and mtime.
-	data2 := randBytes(50_000, 3)
+	data2 := testkit.RandBytes(50_000, 3)
 	writeFile(t, p, data2)
 	if err := os.Chtimes(p, time.Time{}, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -140,7 +131,7 @@ func TestConcurrentMissesHashOnce(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	const size = 4 << 20
-	writeFile(t, p, randBytes(size, 4))
+	writeFile(t, p, testkit.RandBytes(size, 4))
 	var c Cache
 	var wg sync.WaitGroup
 	for range 16 {
@@ -193,7 +184,7 @@ func TestBoundedLRU(t *testing.T) {
 	var paths []string
 	for i := range 10 {
 		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
-		writeFile(t, p, randBytes(size, uint64(10+i)))
+		writeFile(t, p, testkit.RandBytes(size, uint64(10+i)))
 		paths = append(paths, p)
 	}
 	cost := int64(len(paths[0])+20*20) + entryOverhead
@@ -251,17 +242,6 @@ func sparseFile(t *testing.T, size int64) string {
 	return p
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestCanceledHashingStops(t *testing.T) {
 	const size = 8 << 30
 	p := sparseFile(t, size)
@@ -272,7 +252,7 @@ func TestCanceledHashingStops(t *testing.T) {
 		_, _, err := c.Hashes(ctx, p)
 		errc <- err
 	}()
-	waitFor(t, "hashing to start", func() bool { return c.BytesRead.Load() > 0 })
+	testkit.WaitFor(t, "hashing to start", 20*time.Second, func() bool { return c.BytesRead.Load() > 0 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Hashes after cancel: %v, want context.Canceled", err)
@@ -282,7 +262,7 @@ func TestCanceledHashingStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the hashing to end", func() bool { return c.group.Waiters(flightKey{p, identityOf(fi)}) == 0 })
+	testkit.WaitFor(t, "the hashing to end", 20*time.Second, func() bool { return c.group.Waiters(flightKey{p, identityOf(fi)}) == 0 })
 	time.Sleep(100 * time.Millisecond)
 	read := c.BytesRead.Load()
 	time.Sleep(200 * time.Millisecond)
@@ -309,7 +289,7 @@ func TestSharedHashingOutlivesOneCaller(t *testing.T) {
 		_, _, err := c.Hashes(ctx1, p)
 		err1 <- err
 	}()
-	waitFor(t, "the first caller to wait", func() bool { return c.group.Waiters(key) == 1 })
+	testkit.WaitFor(t, "the first caller to wait", 20*time.Second, func() bool { return c.group.Waiters(key) == 1 })
 	res2 := make(chan error, 1)
 	go func() {
 		h, _, err := c.Hashes(t.Context(), p)
@@ -318,7 +298,7 @@ func TestSharedHashingOutlivesOneCaller(t *testing.T) {
 		}
 		res2 <- err
 	}()
-	waitFor(t, "the second caller to join", func() bool { return c.group.Waiters(key) == 2 })
+	testkit.WaitFor(t, "the second caller to join", 20*time.Second, func() bool { return c.group.Waiters(key) == 2 })
 	cancel1()
 	if err := <-err1; !errors.Is(err, context.Canceled) {
 		t.Errorf("first caller: %v, want context.Canceled", err)

@@ -6,23 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
 	ametainfo "github.com/anacrolix/torrent/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
-
-func randBytes(n int64, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 func TestPadLength(t *testing.T) {
 	tests := []struct{ size, want int64 }{
@@ -93,7 +84,7 @@ func refHashes(data []byte) (pieces []byte, tail [20]byte) {
 
 func TestHashReader(t *testing.T) {
 	for i, size := range []int64{0, 1, 100, PieceLength - 1, PieceLength, PieceLength + 1, 2 * PieceLength, 3*PieceLength + 17} {
-		data := randBytes(size, uint64(i))
+		data := testkit.RandBytes(size, uint64(i))
 		h, err := HashReader(bytes.NewReader(data), size)
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
@@ -139,7 +130,7 @@ func makeFiles(t testing.TB, sizes []int64, seed uint64) ([]testFile, []File) {
 	var tfs []testFile
 	var fs []File
 	for i, size := range sizes {
-		data := randBytes(size, seed+uint64(i))
+		data := testkit.RandBytes(size, seed+uint64(i))
 		h, err := HashReader(bytes.NewReader(data), size)
 		if err != nil {
 			t.Fatal(err)

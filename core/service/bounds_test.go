@@ -2,6 +2,7 @@ package service
 
 import (
 	"github.com/pkgtorrent/pkgtorrent/core/api"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 
 	"bytes"
 	"context"
@@ -38,17 +39,11 @@ func sparse(t *testing.T, root, rel string, size int64) {
 // waitStats polls the service's stats until cond holds.
 func waitStats(t *testing.T, s *Service, what string, cond func(api.Stats) bool) api.Stats {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := s.Stats()
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %+v", what, st)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var st api.Stats
+	if !testkit.Poll(20*time.Second, func() bool { st = s.Stats(); return cond(st) }) {
+		t.Fatalf("timed out waiting for %s: %+v", what, st)
 	}
+	return st
 }
 
 // postAsync POSTs the batch files with ctx and sends the outcome on the
@@ -80,7 +75,7 @@ func postAsync(t *testing.T, ctx context.Context, base string, files []string) <
 // soon after, far from its end, and files already hashed stay cached.
 func TestAbandonedBuildStops(t *testing.T) {
 	const size = 16 << 30
-	root := writeTree(t, map[string][]byte{"a.rpm": randBytes(3*pl, 1)})
+	root := writeTree(t, map[string][]byte{"a.rpm": testkit.RandBytes(3*pl, 1)})
 	sparse(t, root, "big.iso", size)
 	s, base := start(t, Config{Root: root})
 
@@ -121,7 +116,7 @@ func TestAbandonedBuildStops(t *testing.T) {
 // gives up when its client leaves, and a build shared by two clients goes
 // on while one of them waits.
 func TestBuildConcurrencyLimit(t *testing.T) {
-	root := writeTree(t, map[string][]byte{"a.rpm": randBytes(2*pl, 1), "b.rpm": randBytes(pl+1, 2)})
+	root := writeTree(t, map[string][]byte{"a.rpm": testkit.RandBytes(2*pl, 1), "b.rpm": testkit.RandBytes(pl+1, 2)})
 	sparse(t, root, "big.iso", 16<<30)
 	s, base := start(t, Config{Root: root, MaxBuilds: 1})
 
@@ -184,7 +179,7 @@ func TestHashCacheBounded(t *testing.T) {
 	var names []string
 	for i := range 20 {
 		name := "p/" + string(rune('a'+i)) + ".rpm"
-		files[name] = randBytes(8*pl, uint64(i))
+		files[name] = testkit.RandBytes(8*pl, uint64(i))
 		names = append(names, name)
 	}
 	root := writeTree(t, files)
@@ -260,7 +255,7 @@ func TestStalledReaderDropped(t *testing.T) {
 // many times WriteTimeout (here held back by the origin rate limit) but
 // keeps moving completes.
 func TestSlowDownloadCompletes(t *testing.T) {
-	data := randBytes(1<<20, 5)
+	data := testkit.RandBytes(1<<20, 5)
 	root := writeTree(t, map[string][]byte{"f.rpm": data})
 	const timeout = 200 * time.Millisecond
 	_, base := start(t, Config{Root: root, WriteTimeout: timeout, OriginRateLimit: 1 << 20})

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,18 +18,10 @@ import (
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 const pl = metainfo.PieceLength
-
-func randBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // writeTree writes files (path → content) under a new directory.
 func writeTree(t *testing.T, files map[string][]byte) string {
@@ -236,7 +227,7 @@ func sizedTree(t *testing.T) (string, []string) {
 	var names []string
 	seed := uint64(1)
 	for name, n := range sizes {
-		files[name] = randBytes(n, seed)
+		files[name] = testkit.RandBytes(n, seed)
 		names = append(names, name)
 		seed++
 	}
@@ -348,7 +339,7 @@ func TestBuildDeterministic(t *testing.T) {
 
 func TestSharedFilesHashedOnce(t *testing.T) {
 	root := writeTree(t, map[string][]byte{
-		"a": randBytes(50_000, 1), "b": randBytes(70_000, 2), "c": randBytes(30_001, 3),
+		"a": testkit.RandBytes(50_000, 1), "b": testkit.RandBytes(70_000, 2), "c": testkit.RandBytes(30_001, 3),
 	})
 	s, base := start(t, Config{Root: root})
 	if r := post(t, base, []string{"a", "b"}); r.code != 200 {
@@ -398,7 +389,7 @@ func TestConcurrentPostsBuildOnce(t *testing.T) {
 }
 
 func TestReplacedFileRebuilds(t *testing.T) {
-	root := writeTree(t, map[string][]byte{"a": randBytes(40_000, 1), "b": randBytes(20_000, 2)})
+	root := writeTree(t, map[string][]byte{"a": testkit.RandBytes(40_000, 1), "b": testkit.RandBytes(20_000, 2)})
 	s, base := start(t, Config{Root: root})
 	files := []string{"a", "b"}
 	first := post(t, base, files)
@@ -407,7 +398,7 @@ func TestReplacedFileRebuilds(t *testing.T) {
 	}
 	// Replace a the way mirrors do: write a new file, rename over.
 	tmp := filepath.Join(root, ".a.tmp")
-	writeFile(t, tmp, randBytes(40_000, 3))
+	writeFile(t, tmp, testkit.RandBytes(40_000, 3))
 	if err := os.Chtimes(tmp, time.Time{}, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +433,7 @@ func TestReplacedFileRebuilds(t *testing.T) {
 }
 
 func TestFilesAndWebseed(t *testing.T) {
-	data := randBytes(3*pl+5, 9)
+	data := testkit.RandBytes(3*pl+5, 9)
 	root := writeTree(t, map[string][]byte{"pkgs/p.rpm": data})
 	s, base := start(t, Config{Root: root})
 
@@ -486,7 +477,7 @@ func TestFilesAndWebseed(t *testing.T) {
 }
 
 func TestOriginRateLimitCounts(t *testing.T) {
-	data := randBytes(256<<10, 5)
+	data := testkit.RandBytes(256<<10, 5)
 	root := writeTree(t, map[string][]byte{"big": data})
 	s, base := start(t, Config{Root: root, OriginRateLimit: 128 << 10})
 	if s.limiter == nil || s.limiter.Burst() != chunkSize {
@@ -498,11 +489,11 @@ func TestOriginRateLimitCounts(t *testing.T) {
 	}
 	// The handler counts a chunk once its write returned: the client may
 	// have the bytes a moment before.
-	got := s.Stats().FileBytesSent
-	for deadline := time.Now().Add(5 * time.Second); got != int64(len(data)) && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
+	var got int64
+	testkit.Poll(5*time.Second, func() bool {
 		got = s.Stats().FileBytesSent
-	}
+		return got == int64(len(data))
+	})
 	if got != int64(len(data)) {
 		t.Errorf("FileBytesSent = %d, want %d", got, len(data))
 	}

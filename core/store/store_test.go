@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,18 +15,10 @@ import (
 	"github.com/anacrolix/torrent/storage"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 const pl = pmeta.PieceLength
-
-func randBytes(n int64, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 3))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 type tfile struct {
 	path string
@@ -35,7 +26,7 @@ type tfile struct {
 }
 
 func file(path string, size int64, seed uint64) tfile {
-	return tfile{path, randBytes(size, seed)}
+	return tfile{path, testkit.RandBytes(size, seed)}
 }
 
 // batch is a torrent built from files, with its stream: file data where the
@@ -368,7 +359,7 @@ func TestChangedBehindOurBack(t *testing.T) {
 		modify func(t *testing.T, path string, size int)
 	}{
 		{"rewritten same size", func(t *testing.T, path string, size int) {
-			if err := os.WriteFile(path, randBytes(int64(size), 99), 0o644); err != nil {
+			if err := os.WriteFile(path, testkit.RandBytes(int64(size), 99), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			future := time.Now().Add(time.Hour)

@@ -6,19 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond until it holds or the test's patience runs out.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+)
 
 func TestSharedCallRunsOnce(t *testing.T) {
 	var g Group[string, int]
@@ -39,7 +29,7 @@ func TestSharedCallRunsOnce(t *testing.T) {
 			results <- v
 		}()
 	}
-	waitFor(t, "two waiters", func() bool { return g.Waiters("k") == 2 })
+	testkit.WaitFor(t, "two waiters", 10*time.Second, func() bool { return g.Waiters("k") == 2 })
 	close(release)
 	for range 2 {
 		if v := <-results; v != 42 {
@@ -73,7 +63,7 @@ func TestCanceledOnlyWhenAllWaitersLeave(t *testing.T) {
 	<-started
 	res2 := make(chan error, 1)
 	go func() { _, err := g.Do(ctx2, "k", fn); res2 <- err }()
-	waitFor(t, "second waiter", func() bool { return g.Waiters("k") == 2 })
+	testkit.WaitFor(t, "second waiter", 10*time.Second, func() bool { return g.Waiters("k") == 2 })
 
 	cancel1()
 	if err := <-err1; !errors.Is(err, context.Canceled) {
