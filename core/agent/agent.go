@@ -142,6 +142,9 @@ func start(cfg Config) (*Agent, error) {
 	// The hosts of a fleet cooperate: no tit-for-tat while leeching (see
 	// third_party/torrent/PKGTORRENT.md).
 	tc.UploadWhileLeeching = true
+	// The store reads pad files as zeros: no pad byte is requested from
+	// peers (see third_party/torrent/PKGTORRENT.md).
+	tc.StorageZeroesPadFiles = true
 	// Each host takes the webseed's slices in its own order: the hosts of a
 	// burst then fetch different pieces from the mirror.
 	tc.WebseedSliceOrderSeed = rand.Uint64() | 1

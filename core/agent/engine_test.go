@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +18,10 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+
+	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/store"
 )
 
 // Tests of the engine patches the agent relies on (third_party/torrent),
@@ -236,5 +242,142 @@ func TestWebseedRequestSettings(t *testing.T) {
 	}
 	if m := most.Load(); m > webseedHostRequests {
 		t.Errorf("%d webseed requests at once, want at most %d", m, webseedHostRequests)
+	}
+}
+
+// With StorageZeroesPadFiles and the store (which reads pad files as
+// zeros), no pad byte comes from a peer: chunks inside pad files are not
+// requested, chunks that end in padding are requested without it (no
+// request the engine sends covers a pad byte), and the pieces still complete. A stock client (no StorageZeroesPadFiles, file
+// storage) then fetches the batch, pads included, from that client.
+func TestPadsStayOffTheWire(t *testing.T) {
+	for _, chunk := range []int{0, 4 << 10} { // the default (16 KiB) and one that puts whole chunks in pads
+		t.Run(fmt.Sprintf("chunk %d", chunk), func(t *testing.T) {
+			padsStayOffTheWire(t, chunk)
+		})
+	}
+}
+
+func padsStayOffTheWire(t *testing.T, chunkSize int) {
+	sizes := []int{40000, 3*pmeta.PieceLength + 1, 10, pmeta.PieceLength, 70001, 5000}
+	seedDir := t.TempDir()
+	r := rand.New(rand.NewPCG(3, 4))
+	var files []pmeta.File
+	var want []byte
+	var pads [][2]int64 // torrent offsets [begin, end) of the pad files
+	payload := 0
+	for i, n := range sizes {
+		data := make([]byte, n)
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		p := fmt.Sprintf("f%d", i)
+		if err := os.MkdirAll(filepath.Join(seedDir, "t"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(seedDir, "t", p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := pmeta.HashReader(bytes.NewReader(data), int64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, pmeta.File{Path: p, Hashes: h})
+		want = append(want, data...)
+		payload += n
+		if pad := pmeta.PadLength(int64(n)); pad != 0 && i < len(sizes)-1 {
+			pads = append(pads, [2]int64{int64(len(want)), int64(len(want)) + pad})
+			want = append(want, make([]byte, pad)...)
+			// The seeder uses stock file storage: its pad files are on disk.
+			pp := filepath.Join(append([]string{seedDir, "t"}, pmeta.PadPath(pad)...)...)
+			if err := os.MkdirAll(filepath.Dir(pp), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(pp, make([]byte, pad), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	info, err := pmeta.Info("t", files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(cfg *torrent.ClientConfig) (*torrent.Client, *torrent.Torrent) {
+		cl, err := torrent.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		tt, _ := cl.AddTorrentOpt(torrent.AddTorrentOpts{
+			InfoHash: metainfo.HashBytes(ib), InfoBytes: ib, ChunkSize: pp.Integer(chunkSize),
+		})
+		<-tt.GotInfo()
+		return cl, tt
+	}
+	readAll := func(tt *torrent.Torrent) []byte {
+		rd := tt.NewReader()
+		defer rd.Close()
+		got, err := io.ReadAll(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	scfg := engineConfig(t)
+	scfg.DataDir = seedDir
+	seeder, st := add(scfg)
+	if err := st.VerifyDataContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seeder to have the batch", st.Complete().Bool)
+
+	s, err := store.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcfg := engineConfig(t)
+	lcfg.DefaultStorage = s
+	lcfg.StorageZeroesPadFiles = true
+	var mu sync.Mutex
+	var sent []torrent.Request
+	lcfg.Callbacks.SentRequest = append(lcfg.Callbacks.SentRequest, func(e torrent.PeerRequestEvent) {
+		mu.Lock()
+		sent = append(sent, e.Request)
+		mu.Unlock()
+	})
+	leecher, lt := add(lcfg)
+	lt.DownloadAll()
+	lt.AddClientPeer(seeder)
+	waitFor(t, "the download", lt.Complete().Bool)
+	stats := lt.Stats()
+	if got := stats.ConnStats.BytesReadUsefulData.Int64(); got != int64(payload) {
+		t.Errorf("%d useful data bytes from the peer, want the payload's %d", got, payload)
+	}
+	mu.Lock()
+	for _, r := range sent {
+		off := int64(r.Index)*pmeta.PieceLength + int64(r.Begin)
+		for _, p := range pads {
+			if off < p[1] && off+int64(r.Length) > p[0] {
+				t.Errorf("request %v (bytes %d-%d) asks for pad bytes %d-%d", r, off, off+int64(r.Length), p[0], p[1])
+			}
+		}
+	}
+	mu.Unlock()
+	if !bytes.Equal(readAll(lt), want) {
+		t.Error("downloaded data differs")
+	}
+
+	ocfg := engineConfig(t)
+	_, ot := add(ocfg)
+	ot.DownloadAll()
+	ot.AddClientPeer(leecher)
+	waitFor(t, "the stock client's download", ot.Complete().Bool)
+	if !bytes.Equal(readAll(ot), want) {
+		t.Error("the stock client's data differs")
 	}
 }

@@ -130,6 +130,10 @@ type ClientConfig struct {
 	// and have sent us about as much as we sent them (pkgtorrent patch). For swarms of cooperating
 	// hosts, where the pieces come from a webseed and tit-for-tat only stalls the exchange.
 	UploadWhileLeeching bool
+	// The storage reads BEP 47 pad files (attr "p") as zeros and needs no writes to them (pkgtorrent
+	// patch). Then no pad byte is requested from peers: chunks wholly inside pad files start dirty,
+	// and chunks that end in padding are requested without it. Webseed requests are unchanged.
+	StorageZeroesPadFiles bool
 	// Rate limits all reads from connections to peers. Each limiter token represents one byte. The
 	// Limiter's burst must be bigger than the largest Read performed on the underlying
 	// rate-limiting io.Reader minus one. This is likely to be the larger of the main read loop

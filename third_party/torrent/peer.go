@@ -398,7 +398,8 @@ func (c *Peer) receiveChunkPrologue(msg *pp.Message) (_ *pendingChunkWrite, err 
 	// they won't be deallocated from the smart ban cache by piece hashing if they're out of bounds.
 	data := msg.Piece
 	recordBlockForSmartBan := sync.OnceFunc(func() {
-		c.recordBlockForSmartBan(req, data)
+		// As it will be read back from storage (pkgtorrent patch: chunks trimmed of padding).
+		c.recordBlockForSmartBan(req, t.chunkWithPadding(ppReq, data))
 	})
 
 	if c.peerChoking {

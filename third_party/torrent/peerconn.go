@@ -382,7 +382,7 @@ func (me *PeerConn) _request(r Request) bool {
 }
 
 func (me *PeerConn) handleCancel(r RequestIndex) {
-	me.write(makeCancelMessage(me.t.requestIndexToRequest(r)))
+	me.write(makeCancelMessage(me.t.wireRequest(r)))
 	if me.remoteRejectsCancels() {
 		// Record that we expect to get a cancel ack.
 		if !me.requestState.Cancelled.CheckedAdd(r) {
@@ -1930,7 +1930,8 @@ func (cn *PeerConn) request(r RequestIndex) (more bool, err error) {
 		when: time.Now(),
 	}
 	cn.updateExpectingChunks()
-	ppReq := cn.t.requestIndexToRequest(r)
+	// Without the chunk's trailing padding (pkgtorrent patch).
+	ppReq := cn.t.wireRequest(r)
 	for _, f := range cn.callbacks.SentRequest {
 		f(PeerRequestEvent{cn.peerPtr(), ppReq})
 	}

@@ -160,8 +160,9 @@ func (p Piece) pendingChunk(cs ChunkSpec, chunkSize pp.Integer) bool {
 	return p.pendingChunkIndex(chunkIndexFromChunkSpec(cs, chunkSize))
 }
 
+// Chunks in pad files are always dirty: only others count (pkgtorrent patch).
 func (p Piece) hasDirtyChunks() bool {
-	return p.numDirtyChunks() != 0
+	return uint64(p.numDirtyChunks()) > p.t.numPadChunks(p.requestIndexBegin(), p.t.pieceRequestIndexBegin(p.Index()+1))
 }
 
 func (p Piece) numDirtyChunks() chunkIndexType {
@@ -179,6 +180,9 @@ func (p Piece) unpendChunkIndex(i chunkIndexType) {
 }
 
 func (p Piece) pendChunkIndex(i RequestIndex) {
+	if p.t.isPadChunk(p.requestIndexBegin() + i) {
+		return
+	}
 	p.t.dirtyChunks.Remove(p.requestIndexBegin() + i)
 	p.t.updatePieceRequestOrderPiece(p.Index())
 }

@@ -196,6 +196,8 @@ type Torrent struct {
 	requestState map[RequestIndex]requestState
 	// Chunks we've written to since the corresponding piece was last checked.
 	dirtyChunks typedRoaring.Bitmap[RequestIndex]
+	// Chunks in BEP 47 pad files (pkgtorrent patch, pad-chunks.go).
+	padChunks padChunks
 
 	pex pexState
 
@@ -564,6 +566,7 @@ func (t *Torrent) setInfo(info *metainfo.Info) error {
 	t.initFiles()
 	t.cacheLength()
 	t.makePieces()
+	t.initPadChunks()
 	return nil
 }
 
@@ -1294,6 +1297,7 @@ func (t *Torrent) pendAllChunkSpecs(pieceIndex pieceIndex) {
 	t.dirtyChunks.RemoveRange(
 		uint64(t.pieceRequestIndexBegin(pieceIndex)),
 		uint64(t.pieceRequestIndexBegin(pieceIndex+1)))
+	t.redirtyPadChunks(t.pieceRequestIndexBegin(pieceIndex), t.pieceRequestIndexBegin(pieceIndex+1))
 }
 
 func (t *Torrent) pieceLength(piece pieceIndex) pp.Integer {
@@ -3520,8 +3524,9 @@ func (t *Torrent) checkValidReceiveChunk(r Request) error {
 		return fmt.Errorf("chunk begins beyond end of piece (%v >= %v)", r.Begin, pieceLength)
 	}
 	// The chunk must be exactly the one we would request: misaligned or oversized chunks would be
-	// written past the end of the chunk, or the piece, which the storage layer panics on.
-	if expected := t.requestIndexToRequest(t.requestIndexFromRequest(r)); r != expected {
+	// written past the end of the chunk, or the piece, which the storage layer panics on. Peer
+	// connections are sent chunks without their trailing padding (pkgtorrent patch).
+	if expected := t.requestIndexToRequest(t.requestIndexFromRequest(r)); r != expected && !t.isTrimmedWireRequest(r) {
 		return fmt.Errorf("chunk %v doesn't match expected request %v", r, expected)
 	}
 	return nil
@@ -3909,10 +3914,10 @@ func (t *Torrent) filesInRequestRangeMightBePartial(beginRequest, endRequest Req
 // Pieces in the range [begin, end) are dirty, or in a mixed completion state.
 func (t *Torrent) piecesMightBePartial(beginPieceIndex, endPieceIndex int) bool {
 	// Check for dirtied chunks.
-	if t.dirtyChunks.IntersectsWithInterval(
-		uint64(t.pieceRequestIndexBegin(beginPieceIndex)),
-		uint64(t.pieceRequestIndexBegin(endPieceIndex)),
-	) {
+	// Chunks in pad files are always dirty: only others count (pkgtorrent patch).
+	if begin, end := t.pieceRequestIndexBegin(beginPieceIndex), t.pieceRequestIndexBegin(endPieceIndex); t.dirtyChunks.IntersectsWithInterval(
+		uint64(begin), uint64(end),
+	) && t.dirtyChunks.RangeCardinality(begin, end) > t.numPadChunks(begin, end) {
 		// We have dirty chunks. Even if the file is complete, this could mean a partial file has
 		// been started.
 		return true
