@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -63,6 +65,9 @@ type Agent struct {
 	lastWork time.Time
 
 	adopt adoption
+	// introduced receives the listen addresses of agents that connected
+	// (see introduce).
+	introduced chan netip.AddrPort
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -186,6 +191,11 @@ func start(cfg Config) (*Agent, error) {
 				a.onHandshake(pc, ih)
 			}
 		}
+		tc.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, m *pp.ExtendedHandshakeMessage) {
+			if a := self.Load(); a != nil {
+				a.introduce(pc, m)
+			}
+		}
 	}
 	if cfg.LocalDiscovery {
 		tc.LocalServiceDiscovery = &torrent.LocalServiceDiscoveryConfig{}
@@ -216,6 +226,8 @@ func start(cfg Config) (*Agent, error) {
 		entries:  map[metainfo.Hash]*entry{},
 		lastWork: now,
 		stopped:  make(chan struct{}),
+
+		introduced: make(chan netip.AddrPort, 256),
 	}
 	self.Store(a)
 	completed := make(chan completedPiece, 4096)
@@ -226,6 +238,7 @@ func start(cfg Config) (*Agent, error) {
 		}
 	})
 	go a.propagate(completed)
+	go a.dialBack()
 	a.reg = a.newRegistry()
 	if cfg.MetricsListen != "" {
 		if a.mln, err = a.serveMetrics(cfg.MetricsListen); err != nil {

@@ -1,20 +1,24 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
 // Sharing across batches. A batch torrent is one exact set of files, but the
@@ -36,6 +40,12 @@ import (
 // Within one agent, a piece completed in one torrent is told to every other
 // torrent holding the same file (holders), so it is neither fetched twice
 // nor missing from what the others announce.
+//
+// Trade goes both ways: an agent that another agent connects to (for a
+// batch of its own, which this one adopts) dials that agent back for the
+// batches this one is fetching (introduce), and that agent adopts them in
+// turn. Without it, in a burst the hosts that announced first would learn
+// of the later ones only at their next announce, and only serve them.
 
 // adoption is the state of adopting batches of other hosts.
 type adoption struct {
@@ -223,6 +233,48 @@ func (a *Agent) propagate(done <-chan completedPiece) {
 				}
 				if p := h.e.t.Piece(h.piece); !p.State().Complete {
 					p.UpdateCompletion()
+				}
+			}
+		}
+	}
+}
+
+// introduce is the engine's ReadExtendedHandshake callback (the engine's
+// lock may be held: it only queues): the listen address of an agent that
+// connected to us goes to dialBack.
+func (a *Agent) introduce(pc *torrent.PeerConn, m *pp.ExtendedHandshakeMessage) {
+	if m.Port <= 0 || m.Port > 65535 || !bytes.HasPrefix(pc.PeerID[:], []byte(tracker.AgentIDPrefix)) {
+		return
+	}
+	ap, err := netip.ParseAddrPort(pc.RemoteAddr.String())
+	if err != nil {
+		return
+	}
+	select {
+	case a.introduced <- netip.AddrPortFrom(ap.Addr().Unmap(), uint16(m.Port)):
+	default:
+	}
+}
+
+// dialBack gives the agents introduced to it as peers to every torrent this
+// agent is fetching and has not completed, until the agent stops.
+func (a *Agent) dialBack() {
+	for {
+		select {
+		case <-a.stopped:
+			return
+		case addr := <-a.introduced:
+			a.mu.Lock()
+			var ts []*torrent.Torrent
+			for _, e := range a.entries {
+				if e.users > 0 {
+					ts = append(ts, e.t)
+				}
+			}
+			a.mu.Unlock()
+			for _, t := range ts {
+				if !t.Complete().Bool() {
+					t.AddPeers([]torrent.PeerInfo{{Addr: addr, Source: torrent.PeerSourceIncoming}})
 				}
 			}
 		}

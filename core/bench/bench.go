@@ -71,7 +71,7 @@ type Config struct {
 }
 
 // Phases are the parts of a run, in the order they run.
-var Phases = []string{"service", "single", "burst", "stagger"}
+var Phases = []string{"service", "single", "burst", "stagger", "fleet"}
 
 // DefaultConfig is the default run: N=10 with 100 MiB in 1,000 files, the
 // origin capped at 25 MiB/s and each client's upload at 5 MiB/s during
@@ -161,6 +161,7 @@ type Report struct {
 	Single  Single        `json:"single_client"`
 	Service ServiceFigure `json:"service"`
 	RSS     RSS           `json:"agent_rss"`
+	Fleet   *Fleet        `json:"fleet,omitempty"`
 	Targets []Target      `json:"targets"`
 	Seconds float64       `json:"seconds"`
 }
@@ -386,6 +387,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if slices.Contains(cfg.Phases, "stagger") {
 		if err := r.stagger(ctx, rep); err != nil {
 			return nil, fmt.Errorf("bench: staggered: %w", err)
+		}
+	}
+	if slices.Contains(cfg.Phases, "fleet") {
+		if err := r.fleet(ctx, rep); err != nil {
+			return nil, fmt.Errorf("bench: fleet: %w", err)
 		}
 	}
 	rep.Targets = targets(rep)

@@ -214,6 +214,20 @@ func (rep *Report) Summary(w io.Writer) error {
 	fmt.Fprintf(&sb, "service: new %d-file batch %.1f ms; cold hashing %.0f MB/s, sha1sum %.0f MB/s (ratio %.2f)\n",
 		sv.Build500Files, sv.Build500*1000, sv.HashRate/1e6, sv.SHA1sumRate/1e6, sv.HashRatio)
 	fmt.Fprintf(&sb, "agent peak RSS seeding %d files: max %.0f MiB, median %.0f MiB\n", rep.RSS.Files, float64(rep.RSS.Max)/(1<<20), float64(rep.RSS.Median)/(1<<20))
+	if f := rep.Fleet; f != nil {
+		fmt.Fprintf(&sb, "fleet of %d (sizes from %s): %d of %d packages updated, distinct %.1f MiB of %.1f MiB delivered (%.0f%%)\n",
+			f.N, f.Source, f.Updated, f.Packages, float64(f.Distinct)/(1<<20), float64(f.Delivered)/(1<<20), 100*f.DistinctShare)
+		for _, x := range []struct {
+			name string
+			r    FleetResult
+		}{{"plain HTTP", f.HTTP}, {"pkgtorrent", f.CrossBatch}, {"one swarm per batch", f.PerBatch}} {
+			fmt.Fprintf(&sb, "  %-20s last host %6.1fs, origin/distinct %5.2f, p2p share %4.0f%%", x.name, x.r.Seconds, x.r.OriginRatio, 100*x.r.P2PShare)
+			if x.r.RatioHTTPMedian > 0 {
+				fmt.Fprintf(&sb, ", host time / HTTP median %.2f, max %.2f", x.r.RatioHTTPMedian, x.r.RatioHTTPMax)
+			}
+			sb.WriteString("\n")
+		}
+	}
 	fmt.Fprintf(&sb, "targets:\n")
 	for _, t := range rep.Targets {
 		op, mark := ">=", "MISSED"

@@ -292,6 +292,9 @@ func targets(rep *Report) []Target {
 			t(fmt.Sprintf("service: new %d-file batch, cached hashes (s)", rep.Service.Build500Files), rep.Service.Build500, 0.010, true),
 			t("service: cold hashing / sha1sum", rep.Service.HashRatio, 0.8, false))
 	}
+	if f := rep.Fleet; f != nil && f.DistinctShare < 0.2 {
+		out = append(out, t(fmt.Sprintf("fleet N=%d: p2p share (distinct %.0f%% of delivered)", f.N, 100*f.DistinctShare), f.CrossBatch.P2PShare, 0.9, false))
+	}
 	if rep.RSS.Max > 0 {
 		out = append(out, t(fmt.Sprintf("agent peak RSS seeding %d files (MiB)", rep.RSS.Files), float64(rep.RSS.Max)/(1<<20), 100, true))
 	}
