@@ -3,17 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 	"github.com/pkgtorrent/pkgtorrent/packaging/dist"
 )
 
@@ -75,13 +74,12 @@ var want = map[string]struct {
 // corePackages must always be built: the test never passes without them.
 var corePackages = []string{"pkgtorrent", "pkgtorrent-service"}
 
-var built struct {
-	once  sync.Once
-	dir   string
+type builtPackages struct {
 	pkgs  []Built
 	notes []string
-	err   error
 }
+
+var built testkit.Once[builtPackages]
 
 // buildAll builds the packages once per test binary, with the packaging
 // command (go run, as a user would; Build in this test binary would run
@@ -91,46 +89,26 @@ func buildAll(t *testing.T) []Built {
 	if testing.Short() {
 		t.Skip("builds the packages")
 	}
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "pkgtorrent-dist-"); built.err != nil {
-			return
+	b := built.Get(t, func() (builtPackages, error) {
+		dir, err := testkit.SharedDir("pkgtorrent-dist-")
+		if err != nil {
+			return builtPackages{}, err
 		}
-		var pkgs dist.Packages
-		pkgs, built.notes, built.err = dist.Build("..", built.dir)
+		var b builtPackages
+		pkgs, notes, err := dist.Build("..", dir)
 		for _, p := range pkgs {
-			built.pkgs = append(built.pkgs, Built{Package: p.Name, Format: p.Format, Path: p.Path})
+			b.pkgs = append(b.pkgs, Built{Package: p.Name, Format: p.Format, Path: p.Path})
 		}
+		b.notes = notes
+		return b, err
 	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	for _, n := range built.notes {
+	for _, n := range b.notes {
 		t.Log(n)
 	}
-	return built.pkgs
+	return b.pkgs
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
-}
-
-// need returns the path of a tool; without it the test is skipped, but not
-// in CI, which installs every tool.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (add its Debian package to .ci/run)", tool)
-		}
-		t.Skipf("%s not installed", tool)
-	}
-	return p
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func output(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -245,7 +223,7 @@ func TestPackageContents(t *testing.T) {
 func checkPackage(t *testing.T, b Built, files, configs, depends []string) {
 	switch b.Format {
 	case "deb":
-		need(t, "dpkg-deb")
+		testkit.NeedTool(t, "dpkg-deb")
 		var names []string
 		for _, l := range strings.Split(output(t, "dpkg-deb", "-c", b.Path), "\n") {
 			if f := strings.Fields(l); len(f) >= 6 {
@@ -265,9 +243,9 @@ func checkPackage(t *testing.T, b Built, files, configs, depends []string) {
 			}
 		}
 	case "rpm":
-		need(t, "rpm")
-		need(t, "rpm2cpio")
-		need(t, "bsdtar")
+		testkit.NeedTool(t, "rpm")
+		testkit.NeedTool(t, "rpm2cpio")
+		testkit.NeedTool(t, "bsdtar")
 		sameList(t, "rpm -qlp", fileList(strings.Split(output(t, "rpm", "-qlp", b.Path), "\n"), files), files)
 		cpio := rpmPayload(t, b.Path)
 		sameList(t, "rpm2cpio payload", fileList(strings.Split(cpio, "\n"), files), files)
@@ -279,7 +257,7 @@ func checkPackage(t *testing.T, b Built, files, configs, depends []string) {
 			}
 		}
 	case "archlinux":
-		need(t, "bsdtar")
+		testkit.NeedTool(t, "bsdtar")
 		var names []string
 		for _, l := range strings.Split(output(t, "bsdtar", "-tvf", b.Path), "\n") {
 			if f := strings.Fields(l); len(f) >= 9 {
@@ -332,11 +310,9 @@ func checkPackage(t *testing.T, b Built, files, configs, depends []string) {
 // files, units, the user and the agent's command line as that user, and
 // purges them again. It needs root.
 func TestInstallDeb(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("installing packages needs root")
-	}
-	need(t, "dpkg")
-	aptGet := need(t, "apt-get")
+	testkit.NeedRoot(t, "installing packages")
+	testkit.NeedTool(t, "dpkg")
+	aptGet := testkit.NeedTool(t, "apt-get")
 	if exec.Command("dpkg", "-s", "pkgtorrent").Run() == nil || exec.Command("dpkg", "-s", "pkgtorrent-service").Run() == nil {
 		t.Skip("pkgtorrent is already installed on this machine; not touching it")
 	}
@@ -384,7 +360,7 @@ func TestInstallDeb(t *testing.T) {
 		t.Errorf("/var/cache/pkgtorrent is %s", owner)
 	}
 	// The units.
-	analyze := need(t, "systemd-analyze")
+	analyze := testkit.NeedTool(t, "systemd-analyze")
 	manFlag := "--man=no" // the page check needs man(1), which is optional
 	if _, err := exec.LookPath("man"); err == nil {
 		manFlag = "--man=yes"
@@ -437,14 +413,12 @@ func TestInstallDeb(t *testing.T) {
 		}
 	}()
 	var status string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	testkit.Poll(30*time.Second, func() bool {
 		// As root, with the shipped config: it names the host agent.
 		b, err := exec.Command("/usr/bin/pkgtorrent-get", "--config", "/etc/pkgtorrent/pkgtorrent.conf", "status", "--json").Output()
-		if err == nil {
-			status = string(b)
-			break
-		}
-	}
+		status = string(b)
+		return err == nil
+	})
 	if !strings.Contains(status, `"pid"`) {
 		t.Fatalf("no status from the agent run as pkgtorrent: %q", status)
 	}
@@ -460,30 +434,11 @@ func TestInstallDeb(t *testing.T) {
 func fetchInstalled(t *testing.T) {
 	t.Helper()
 	tree := t.TempDir()
-	data := make([]byte, 3<<20)
-	rand.Read(data)
+	data := testkit.RandBytes(3<<20, 1)
 	if err := os.WriteFile(filepath.Join(tree, "demo-1.0.rpm"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	svc := exec.Command("/usr/bin/pkgtorrent-service", "--config", os.DevNull, "--root", tree, "--listen", "127.0.0.1:0")
-	stdout, err := svc.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var svcErr bytes.Buffer
-	svc.Stderr = &svcErr
-	if err := svc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		svc.Process.Kill()
-		svc.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
-	if err != nil || !ok {
-		t.Fatalf("installed pkgtorrent-service: %q %v\n%s", line, err, svcErr.String())
-	}
+	url := testkit.StartServiceBin(t, "/usr/bin/pkgtorrent-service", tree)
 	dst := filepath.Join(t.TempDir(), "demo-1.0.rpm")
 	out := output(t, "/usr/bin/pkgtorrent-get", "--config", "/etc/pkgtorrent/pkgtorrent.conf", "--service", url, "--json", "--quiet", url+"demo-1.0.rpm", dst)
 	var sum struct {

@@ -1,13 +1,8 @@
 package dnf
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // The harness: tools, binaries, the test repository, a service, a plain
@@ -28,30 +24,12 @@ import (
 // be another one).
 const dnfPython = "/usr/bin/python3"
 
-// need skips the test when a tool is missing, and fails it under CI, where
-// .ci/run installs every tool.
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing (CI installs it in .ci/run): %v", tool, err)
-			}
-			t.Skipf("%s is missing: %v", tool, err)
-		}
-	}
-}
-
-// needDnf checks for dnf, its Python modules, rpmbuild and createrepo_c.
+// needDnf checks for dnf, its Python modules, rpmbuild and createrepo_c,
+// and root.
 func needDnf(t *testing.T) {
 	t.Helper()
-	need(t, "dnf", "rpm", "rpmbuild", "createrepo_c", dnfPython)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dnf install into an installroot needs root (rpm chroots); CI runs as root")
-		}
-		t.Skip("dnf install into an installroot needs root (rpm chroots)")
-	}
+	testkit.NeedTool(t, "dnf", "rpm", "rpmbuild", "createrepo_c", dnfPython)
+	testkit.NeedRoot(t, "dnf install into an installroot (rpm chroots)")
 }
 
 var shared struct {
@@ -63,34 +41,17 @@ var shared struct {
 	tree string // mirror tree: el/ is the repository
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // setup builds the binaries and the repository once.
 func setup(t *testing.T) {
 	t.Helper()
 	needDnf(t)
+	shared.get, shared.svc = testkit.Binaries(t)
 	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "pkgtorrent-dnf-")
-		if shared.err != nil {
+		if shared.dir, shared.err = testkit.SharedDir("pkgtorrent-dnf-"); shared.err != nil {
 			return
 		}
-		// Started by root, the agent runs as an unprivileged user: it must
-		// be able to run the binary.
-		os.Chmod(shared.dir, 0o755)
-		bin := filepath.Join(shared.dir, "bin")
-		cmd := exec.Command("go", "build", "-o", bin+"/", "../../cmd/pkgtorrent-get", "../../cmd/pkgtorrent-service")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			shared.err = fmt.Errorf("go build: %v\n%s", err, b)
-			return
-		}
-		shared.get = filepath.Join(bin, "pkgtorrent-get")
-		shared.svc = filepath.Join(bin, "pkgtorrent-service")
 		shared.tree = filepath.Join(shared.dir, "tree")
 		shared.err = buildRepo(filepath.Join(shared.dir, "rpmbuild"), filepath.Join(shared.tree, "el"))
 	})
@@ -178,159 +139,10 @@ head -c %[3]d /dev/urandom > %%{buildroot}/usr/share/%[1]s/data
 	return nil
 }
 
-// startService runs pkgtorrent-service over root and returns its URL.
-func startService(t *testing.T, root string, extra ...string) string {
-	t.Helper()
-	return startServiceBin(t, shared.svc, root, extra...)
-}
-
-// startServiceBin runs the pkgtorrent-service binary bin over root.
-func startServiceBin(t *testing.T, bin, root string, extra ...string) string {
-	t.Helper()
-	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", os.DevNull}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("service did not start: %v\n%s", err, stderr.String())
-	}
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
-	if !ok {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	return u
-}
-
-// serviceStats reads the service's counters.
-func serviceStats(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url + ".pkgtorrent/v1/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]float64
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func cleanEnv() []string {
-	var env []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "PKGTORRENT_") {
-			env = append(env, e)
-		}
-	}
-	return env
-}
-
-// request is one request a mirror served.
-type request struct {
-	agent, path string
-	bytes       int64
-}
-
-// mirror is a plain HTTP mirror of a tree (no pkgtorrent API) that logs
-// every request with its user agent, optionally rate-limited.
-type mirror struct {
-	url string
-	mu  sync.Mutex
-	log []request
-}
-
-func startMirror(t *testing.T, root string, bytesPerSec int) *mirror {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &mirror{url: "http://" + ln.Addr().String() + "/"}
-	var lim *rate.Limiter
-	if bytesPerSec > 0 {
-		lim = rate.NewLimiter(rate.Limit(bytesPerSec), 64<<10)
-	}
-	files := http.FileServer(http.Dir(root))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &countingWriter{ResponseWriter: w, ctx: r.Context(), lim: lim}
-		files.ServeHTTP(cw, r)
-		m.mu.Lock()
-		m.log = append(m.log, request{agent: r.UserAgent(), path: r.URL.Path, bytes: cw.n})
-		m.mu.Unlock()
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return m
-}
-
-// rpmRequests returns the .rpm requests whose user agent contains agent.
-func (m *mirror) rpmRequests(agent string) []request {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []request
-	for _, r := range m.log {
-		if strings.HasSuffix(r.path, ".rpm") && strings.Contains(r.agent, agent) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (m *mirror) String() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var b strings.Builder
-	for _, r := range m.log {
-		fmt.Fprintf(&b, "%s %q %d\n", r.path, r.agent, r.bytes)
-	}
-	return b.String()
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	ctx context.Context
-	lim *rate.Limiter
-	n   int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	written := 0
-	for len(p) > 0 {
-		c := min(len(p), 64<<10)
-		if w.lim != nil {
-			if err := w.lim.WaitN(w.ctx, c); err != nil {
-				return written, err
-			}
-		}
-		n, err := w.ResponseWriter.Write(p[:c])
-		written += n
-		w.n += int64(n)
-		if err != nil {
-			return written, err
-		}
-		p = p[c:]
-	}
-	return written, nil
-}
-
 // dnfHost is one machine: an installroot, its dnf config directories and
 // its pkgtorrent state directory.
 type dnfHost struct {
-	root, repos, plugins, state string
+	dir, root, repos, plugins, state string
 	// pluginpath is dnf's plugin directory; "": the checkout's.
 	pluginpath string
 }
@@ -344,6 +156,7 @@ func newHost(t *testing.T, baseurls []string, pluginConf string) dnfHost {
 	os.Chmod(filepath.Dir(d), 0o755)
 	os.Chmod(d, 0o755)
 	h := dnfHost{
+		dir:     d,
 		root:    filepath.Join(d, "root"),
 		repos:   filepath.Join(d, "repos.d"),
 		plugins: filepath.Join(d, "plugins"),
@@ -363,9 +176,7 @@ func newHost(t *testing.T, baseurls []string, pluginConf string) dnfHost {
 	if err := os.WriteFile(filepath.Join(h.plugins, "pkgtorrent.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		exec.Command(shared.get, "--config", os.DevNull, "--state-dir", h.state, "stop").Run()
-	})
+	e2e.HostAt(t, h.state)
 	return h
 }
 
@@ -395,7 +206,7 @@ func (h dnfHost) dnf(t *testing.T, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, base[0], append(base[1:], args...)...)
-	cmd.Env = cleanEnv()
+	cmd.Env = testkit.CleanEnv()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -455,16 +266,6 @@ func totalSize() (n int64) {
 		if err == nil {
 			n += st.Size()
 		}
-	}
-	return n
-}
-
-// bytes is the body bytes the mirror sent.
-func (m *mirror) bytes() (n int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range m.log {
-		n += r.bytes
 	}
 	return n
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // TestPythonTests runs the plugins' Python unit tests: the shared batch
@@ -14,7 +16,7 @@ import (
 // there is one (Debian 12 has none).
 func TestPythonTests(t *testing.T) {
 	setup(t)
-	svc := startService(t, shared.tree)
+	svc := testkit.StartService(t, shared.tree)
 	pythons := []string{dnfPython}
 	if p, err := exec.LookPath("python2.7"); err == nil && exec.Command(p, "-c", "pass").Run() == nil {
 		pythons = append(pythons, p)
@@ -41,7 +43,7 @@ func pythonTests(t *testing.T, py, dir string, env ...string) string {
 	}
 	cmd := exec.Command(py, "-m", "unittest", "discover", "-v", "-s", abs, "-p", "test_*.py")
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(append(cleanEnv(), "PYTHONDONTWRITEBYTECODE=1"), env...)
+	cmd.Env = append(append(testkit.CleanEnv(), "PYTHONDONTWRITEBYTECODE=1"), env...)
 	b, err := cmd.CombinedOutput()
 	out := string(b)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // The speed targets of the pacman adapter, as benchmarks (run them with
@@ -93,7 +95,7 @@ func BenchmarkXferCommand(b *testing.B) {
 	svc := startService(b, rp.root)
 	servers := []string{svc.url + "$repo/os/$arch"}
 	want := targets(ps[:20])
-	get, _ := buildBinaries(b)
+	get, _ := testkit.Binaries(b)
 	for _, mode := range []string{"curl", "cold", "warm"} {
 		b.Run(mode, func(b *testing.B) {
 			var per []float64
@@ -125,7 +127,7 @@ func BenchmarkXferCommand(b *testing.B) {
 				}
 				r.checkInstalled(rp, ps[:20])
 				per = append(per, callTimes(b, r.dir)...)
-				r.stopAgent() // an idle swarm for the next iteration
+				r.host.Stop() // an idle swarm for the next iteration
 			}
 			b.ReportMetric(median(per), "ms/pkg-median")
 			b.ReportMetric(wall.Seconds()/float64(b.N), "s/transaction")
@@ -155,7 +157,7 @@ func BenchmarkBatch(b *testing.B) {
 // (it fetched the last one) before the transaction starts.
 func benchBatch(b *testing.B, rp repo, all []pkg, servers []string, svc service, mode string) {
 	ps := all[:len(all)-1]
-	get, _ := buildBinaries(b)
+	get, _ := testkit.Binaries(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		r := newRoot(b, servers, "", getConf(svc.url, "quiet = true"))
@@ -180,7 +182,7 @@ func benchBatch(b *testing.B, rp repo, all []pkg, servers []string, svc service,
 			b.Fatalf("exit %d\n%s", res.code, res.stderr)
 		}
 		r.checkInstalled(rp, ps)
-		r.stopAgent()
+		r.host.Stop()
 		if mode != "pacman-parallel5" && strings.Contains(res.stderr, "pkgtorrent-pacman:") {
 			b.Fatalf("the batch did not go through:\n%s", res.stderr)
 		}

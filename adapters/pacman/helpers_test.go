@@ -1,182 +1,50 @@
 package pacman
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math/rand"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // The tests run real processes on 127.0.0.1: pkgtorrent-service over a
 // repository tree built with repo-add, and pacman 6 on private roots, each
 // root with its own pkgtorrent state directory (its own agent, a "host").
 
-// needTools skips the test when a tool is missing, unless CI is set: there
-// a missing tool is a failure.
+// needTools skips the test when a tool is missing (fails it under CI) and
+// in -short runs.
 func needTools(t testing.TB, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed (CI is set: a missing tool is a failure)", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
-	}
+	testkit.NeedTool(t, tools...)
 	if testing.Short() {
 		t.Skip("runs pacman and builds the binaries")
 	}
 }
 
-var bins struct {
-	once       sync.Once
-	dir        string
-	get, serve string
-	err        error
-}
-
-// buildBinaries builds pkgtorrent-get and pkgtorrent-service once.
-func buildBinaries(t testing.TB) (get, serve string) {
-	t.Helper()
-	bins.once.Do(func() {
-		bins.dir, bins.err = os.MkdirTemp("", "pkgtorrent-pacman-bin-")
-		if bins.err != nil {
-			return
-		}
-		// Started by root, the agent runs as an unprivileged user: it must
-		// be able to run the binary.
-		os.Chmod(bins.dir, 0o755)
-		bins.get = filepath.Join(bins.dir, "pkgtorrent-get")
-		bins.serve = filepath.Join(bins.dir, "pkgtorrent-service")
-		for out, pkg := range map[string]string{bins.get: "../../cmd/pkgtorrent-get", bins.serve: "../../cmd/pkgtorrent-service"} {
-			args := []string{"build", "-o", out}
-			if raceEnabled {
-				args = append(args, "-race")
-			}
-			cmd := exec.Command("go", append(args, pkg)...)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				bins.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
-	return bins.get, bins.serve
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, d := range []string{bins.dir, built.dir} {
-		if d != "" {
-			os.RemoveAll(d)
-		}
-	}
-	os.Exit(code)
-}
-
-func cleanEnv() []string {
-	var env []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "PKGTORRENT_") {
-			env = append(env, e)
-		}
-	}
-	return env
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 type service struct {
 	url string
 }
 
-// startService runs pkgtorrent-service over root and returns its URL.
+// startService runs pkgtorrent-service over root.
 func startService(t testing.TB, root string, extra ...string) service {
 	t.Helper()
-	_, serve := buildBinaries(t)
-	return startServiceBin(t, serve, root, extra...)
-}
-
-// startServiceBin runs the pkgtorrent-service binary serve over root.
-func startServiceBin(t testing.TB, serve, root string, extra ...string) service {
-	t.Helper()
-	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", "/dev/null"}, extra...)
-	cmd := exec.Command(serve, args...)
-	cmd.Env = cleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("service stderr:\n%s", stderr.String())
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("service did not start: %v\n%s", err, stderr.String())
-	}
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
-	if !ok {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	return service{url: u}
+	return service{url: testkit.StartService(t, root, extra...)}
 }
 
 // stats reads the service's counters.
 func (s service) stats(t testing.TB) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(s.url + ".pkgtorrent/v1/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]float64
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// deadURL is the URL of a port nothing listens on.
-func deadURL(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "http://" + ln.Addr().String() + "/"
-}
-
-// plainMirror serves dir over plain HTTP and returns its URL.
-func plainMirror(t testing.TB, dir string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + "/"
+	return e2e.Stats(t, s.url)
 }
 
 // pkg is a test package: its files hold random bytes.
@@ -215,7 +83,13 @@ type repo struct {
 // repo-add.
 func buildRepo(t testing.TB, seed int64, pkgs []pkg) repo {
 	t.Helper()
-	r := repo{root: t.TempDir(), data: map[string][]byte{}}
+	return buildRepoIn(t, t.TempDir(), seed, pkgs)
+}
+
+// buildRepoIn is buildRepo into the directory root.
+func buildRepoIn(t testing.TB, root string, seed int64, pkgs []pkg) repo {
+	t.Helper()
+	r := repo{root: root, data: map[string][]byte{}}
 	r.dir = filepath.Join(r.root, "core", "os", repoArch)
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -275,6 +149,8 @@ type pacRoot struct {
 	log, getConf, state, xferLog string
 	// env is added to the environment of the commands run on this root.
 	env []string
+	// host is the root's agent.
+	host *e2e.Host
 }
 
 // newRoot makes a pacman root whose repository core has the given Server
@@ -286,7 +162,7 @@ type pacRoot struct {
 // root's pkgtorrent.conf, with @STATE@ for its state directory.
 func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 	t.Helper()
-	get, _ := buildBinaries(t)
+	get, _ := testkit.Binaries(t)
 	d := t.TempDir()
 	// The unprivileged agent user must reach the state directory.
 	os.Chmod(filepath.Dir(d), 0o755)
@@ -323,10 +199,10 @@ func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 		fmt.Fprintf(&c, "Server = %s\n", s)
 	}
 	write(t, r.conf, []byte(c.String()))
+	r.host = e2e.HostAt(t, r.state)
 	t.Cleanup(func() {
-		exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "stop").Run()
 		if t.Failed() {
-			for _, f := range []string{filepath.Join(r.state, "agent.log"), r.log, r.xferLog} {
+			for _, f := range []string{r.log, r.xferLog} {
 				if b, err := os.ReadFile(f); err == nil {
 					t.Logf("%s:\n%s", f, b)
 				}
@@ -334,14 +210,6 @@ func newRoot(t testing.TB, servers []string, xfer, getConf string) *pacRoot {
 		}
 	})
 	return r
-}
-
-// stopAgent stops this root's agent.
-func (r *pacRoot) stopAgent() {
-	get, _ := buildBinaries(r.t)
-	if out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "stop").CombinedOutput(); err != nil {
-		r.t.Fatalf("stopping the agent of %s: %v %s", r.state, err, out)
-	}
 }
 
 // pacArgs are the arguments that point pacman at this root.
@@ -369,10 +237,10 @@ func (r *pacRoot) batch(op ...string) run {
 }
 
 func (r *pacRoot) exec(name string, args ...string) run {
-	get, _ := buildBinaries(r.t)
+	get, _ := testkit.Binaries(r.t)
 	cmd := exec.Command(name, args...)
 	// Later values win: r.env may set other ones.
-	cmd.Env = append(append(cleanEnv(), "PKGTORRENT_GET="+get, "PKGTORRENT_GET_ARGS=--config "+r.getConf), r.env...)
+	cmd.Env = append(append(testkit.CleanEnv(), "PKGTORRENT_GET="+get, "PKGTORRENT_GET_ARGS=--config "+r.getConf), r.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -10,9 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
@@ -24,21 +22,6 @@ var pacmanTools = []string{"pacman", "pacman-conf", "repo-add", "bsdtar", "bash"
 func getConf(svc string, extra ...string) string {
 	return fmt.Sprintf("service = %q\nstate-dir = \"@STATE@\"\npeer-host = \"127.0.0.1\"\nseed-time = \"2m\"\n", svc) +
 		strings.Join(extra, "\n") + "\n"
-}
-
-// agentStatus reads the status of a root's agent.
-func (r *pacRoot) agentStatus() map[string]float64 {
-	r.t.Helper()
-	get, _ := buildBinaries(r.t)
-	out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", r.state, "status", "--json").Output()
-	if err != nil {
-		r.t.Fatalf("status of %s: %v", r.state, err)
-	}
-	var m map[string]float64
-	if err := json.Unmarshal(out, &m); err != nil {
-		r.t.Fatalf("status: %v: %s", err, out)
-	}
-	return m
 }
 
 func sizeOf(pkgs []pkg, dir string, t testing.TB) int64 {
@@ -53,77 +36,30 @@ func sizeOf(pkgs []pkg, dir string, t testing.TB) int64 {
 	return n
 }
 
-// Three machines install the same packages at once from a rate-limited
-// origin: one through the XferCommand, two through the batch script (one of
-// them with the XferCommand configured as well). Root A's first Server is a
-// path the mirror does not have, so every file fails there first: pacman
-// must take pkgtorrent-get's exit status as a failed download and try its
-// next server.
-func TestThreeRoots(t *testing.T) {
+// What pacman hands the XferCommand: root A's first Server is a path the
+// service does not have, so every file fails there first, and pacman must
+// take pkgtorrent-get's exit status as a failed download and try its next
+// server; %o is the destination plus .part, the database's in DBPath/sync,
+// the packages' in CacheDir. (The scenarios of every adapter, hosts
+// sharing among them, are in scenarios_test.go.)
+func TestXferCommandCalls(t *testing.T) {
 	needTools(t, pacmanTools...)
 	rp := buildRepo(t, 1, testPkgs)
-	total := sizeOf(testPkgs, rp.dir, t)
-	// The origin alone would need ~3 s per machine.
-	svc := startService(t, rp.root, "--origin-rate-limit", fmt.Sprint(total/3))
-	good := svc.url + "$repo/os/$arch"
-	missing := svc.url + "missing/$repo/os/$arch"
-	conf := getConf(svc.url)
-	a := newRoot(t, []string{missing, good}, "@WRAP@ %u %o", conf)
-	b := newRoot(t, []string{good}, "", conf)
-	c := newRoot(t, []string{good}, "@GET@ %u %o", conf)
-
-	runs := make([]run, 3)
-	var wg sync.WaitGroup
-	for i, f := range []func() run{
-		func() run { return a.pacman("-Sy", "--noconfirm", "app") },
-		func() run { return b.batch("-Sy", "--noconfirm", "app") },
-		func() run {
-			// C arrives a little later, as a fleet's cron jitter spreads
-			// machines: it finds B in the swarm. (Hosts starting at the very
-			// same moment all see an empty swarm and all take the mirror;
-			// on a loaded test machine they may then finish before they
-			// trade anything.)
-			time.Sleep(1500 * time.Millisecond)
-			return c.batch("-Sy", "--noconfirm", "app")
-		},
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[i] = f()
-		}()
+	svc := startService(t, rp.root)
+	a := newRoot(t, []string{svc.url + "missing/$repo/os/$arch", svc.url + "$repo/os/$arch"}, "@WRAP@ %u %o", getConf(svc.url))
+	if res := a.pacman("-Sy", "--noconfirm", "app"); res.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}
-	wg.Wait()
-	var fromPeers, fromWeb float64
-	for i, r := range []*pacRoot{a, b, c} {
-		if runs[i].code != 0 {
-			t.Fatalf("root %c: exit %d\nstdout:\n%s\nstderr:\n%s", 'A'+i, runs[i].code, runs[i].stdout, runs[i].stderr)
-		}
-		r.checkInstalled(rp, testPkgs)
-		if bad := r.logErrors(); len(bad) > 0 {
-			t.Errorf("root %c: pacman's log reports %q", 'A'+i, bad)
-		}
-		st := r.agentStatus()
-		t.Logf("root %c: agent got %.0f bytes from peers, %.0f from webseeds, uploaded %.0f", 'A'+i, st["from_peers"], st["from_webseed"], st["uploaded"])
-		fromPeers += st["from_peers"]
-		fromWeb += st["from_webseed"]
+	a.checkInstalled(rp, testPkgs)
+	if bad := a.logErrors(); len(bad) > 0 {
+		t.Errorf("pacman's log reports %q", bad)
 	}
-	sent := svc.stats(t)["file_bytes_sent"]
-	t.Logf("three roots installed %d package bytes each: %.0f bytes from peers, %.0f from webseeds; origin sent %.0f file bytes", total, fromPeers, fromWeb, sent)
-	if fromPeers == 0 {
-		t.Error("no bytes came from peers")
-	}
-	if sent >= float64(3*total) {
-		t.Errorf("the origin sent %.0f bytes for three installs of %d", sent, total)
-	}
-
-	// What pacman handed the XferCommand of root A.
 	b2, err := os.ReadFile(a.xferLog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := strings.Split(strings.TrimSpace(string(b2)), "\n")
-	t.Logf("root A XferCommand calls (exit status, %%u, %%o):\n%s", b2)
+	t.Logf("XferCommand calls (exit status, %%u, %%o):\n%s", b2)
 	want := map[string]bool{}
 	for _, p := range testPkgs {
 		want[p.fileName()] = true
@@ -162,112 +98,6 @@ func TestThreeRoots(t *testing.T) {
 	if db != 1 || okPkgs != len(testPkgs) || failed != len(testPkgs)+1 {
 		t.Errorf("XferCommand calls: %d database, %d packages, %d failed on the first server; want 1, %d, %d", db, okPkgs, failed, len(testPkgs), len(testPkgs)+1)
 	}
-}
-
-// With the service down, the XferCommand install still succeeds (plain HTTP
-// fallback from the mirror pacman named) and pacman's log shows no error;
-// the batch script's install too (pacman's own download).
-func TestServiceDown(t *testing.T) {
-	needTools(t, pacmanTools...)
-	rp := buildRepo(t, 2, testPkgs)
-	mirror := plainMirror(t, rp.root)
-	dead := deadURL(t)
-	conf := getConf(dead, fmt.Sprintf("mirror = [%q]", mirror), `connect-timeout = "1s"`)
-	servers := []string{mirror + "$repo/os/$arch"}
-
-	x := newRoot(t, servers, "@GET@ %u %o", conf)
-	r := x.pacman("-Sy", "--noconfirm", "app")
-	if r.code != 0 {
-		t.Fatalf("XferCommand install: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	x.checkInstalled(rp, testPkgs)
-	if bad := x.logErrors(); len(bad) > 0 {
-		t.Errorf("pacman's log reports %q", bad)
-	}
-	if n := strings.Count(r.stderr, "downloading over plain HTTP"); n != len(testPkgs) {
-		t.Errorf("%d fallback notices on stderr, want one per package (%d):\n%s", n, len(testPkgs), r.stderr)
-	}
-
-	bt := newRoot(t, servers, "", conf)
-	r = bt.batch("-Sy", "--noconfirm", "app")
-	if r.code != 0 {
-		t.Fatalf("batch install: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	bt.checkInstalled(rp, testPkgs)
-	if bad := bt.logErrors(); len(bad) > 0 {
-		t.Errorf("pacman's log reports %q", bad)
-	}
-	if !strings.Contains(r.stderr, "pkgtorrent-pacman: batch fetch failed; pacman downloads on its own") {
-		t.Errorf("no notice of the failed batch on stderr:\n%s", r.stderr)
-	}
-}
-
-// A package whose bytes on the mirror are corrupted: pacman reports the
-// failure as it does with curl as its XferCommand, and nothing corrupt is
-// left in the cache under the package's final name.
-func TestCorruptPackage(t *testing.T) {
-	needTools(t, append(pacmanTools, "curl")...)
-	rp := buildRepo(t, 3, testPkgs)
-	bad := testPkgs[1].fileName()
-	p := filepath.Join(rp.dir, bad)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	write(t, p, b)
-	svc := startService(t, rp.root)
-	servers := []string{svc.url + "$repo/os/$arch"}
-	conf := getConf(svc.url)
-
-	ref := newRoot(t, servers, "/usr/bin/curl -sSfo %o %u", conf)
-	want := ref.pacman("-Sy", "--noconfirm", "app")
-	if want.code == 0 {
-		t.Fatal("pacman with curl installed a corrupt package")
-	}
-	wantErr := ref.failure(want)
-	t.Logf("pacman with curl: exit %d, %q", want.code, wantErr)
-	if len(wantErr) == 0 || !strings.Contains(strings.Join(wantErr, "\n"), bad) {
-		t.Fatalf("pacman with curl does not name %s in its errors: %q", bad, wantErr)
-	}
-
-	for _, mode := range []string{"xfer", "batch"} {
-		t.Run(mode, func(t *testing.T) {
-			var r *pacRoot
-			var got run
-			if mode == "xfer" {
-				r = newRoot(t, servers, "@GET@ %u %o", conf)
-				got = r.pacman("-Sy", "--noconfirm", "app")
-			} else {
-				r = newRoot(t, servers, "", conf)
-				got = r.batch("-Sy", "--noconfirm", "app")
-			}
-			if got.code != want.code {
-				t.Errorf("exit %d, pacman with curl exits %d\n%s", got.code, want.code, got.stderr)
-			}
-			if g := r.failure(got); !slices.Equal(g, wantErr) {
-				t.Errorf("errors %q, pacman with curl says %q", g, wantErr)
-			}
-			if slices.Contains(r.cacheEntries(), bad) {
-				t.Errorf("the corrupt %s is in the cache", bad)
-			}
-			if mode == "batch" && !strings.Contains(got.stderr, "sha256") {
-				t.Errorf("pkgtorrent-get did not report the sha256 mismatch:\n%s", got.stderr)
-			}
-		})
-	}
-}
-
-// failure is how pacman reported a failed run: its "error:" lines and the
-// lines naming a corrupted file, with this root's directory as "@".
-func (r *pacRoot) failure(res run) []string {
-	var out []string
-	for _, l := range strings.Split(res.stdout+"\n"+res.stderr, "\n") {
-		if strings.HasPrefix(l, "error:") || strings.Contains(l, "corrupted") {
-			out = append(out, strings.ReplaceAll(l, r.dir, "@"))
-		}
-	}
-	return out
 }
 
 // The service's --mirrorlist: each Server line, cut before $repo, is a
@@ -321,7 +151,7 @@ func TestBatchArguments(t *testing.T) {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	r.checkInstalled(rp, testPkgs)
-	if st := r.agentStatus(); st["from_webseed"]+st["from_peers"] < float64(sizeOf(testPkgs, rp.dir, t)) {
+	if st := r.host.Status(); st["from_webseed"]+st["from_peers"] < float64(sizeOf(testPkgs, rp.dir, t)) {
 		t.Errorf("the agent fetched %.0f bytes, less than the packages: pacman downloaded them itself", st["from_webseed"]+st["from_peers"])
 	}
 	want := r.pacman("-Q")
@@ -340,12 +170,12 @@ func TestBatchArguments(t *testing.T) {
 		{name: "big", version: "5.2-1", deps: []string{"libfoo"}, size: 1_000_000},
 	}
 	rp.add(t, 6, up)
-	before := r.agentStatus()
+	before := r.host.Status()
 	res = r.batch("-Syu", "--noconfirm")
 	if res.code != 0 || strings.Contains(res.stderr, "pkgtorrent-pacman:") {
 		t.Fatalf("-Syu: exit %d\n%s", res.code, res.stderr)
 	}
-	after := r.agentStatus()
+	after := r.host.Status()
 	if got, want := after["from_webseed"]+after["from_peers"]-before["from_webseed"]-before["from_peers"], float64(sizeOf(up, rp.dir, t)); got < want {
 		t.Errorf("the agent fetched %.0f bytes for the upgrade, want at least %.0f", got, want)
 	}

@@ -160,14 +160,13 @@ func HangingURL(t testing.TB) string {
 	return "http://" + ln.Addr().String() + "/"
 }
 
-// Request is one request a Mirror served.
+// Request is one request a Mirror served: a whole file (Range "") is the
+// package manager's own download or pkgtorrent-get's plain HTTP fallback,
+// a range an agent's webseed request.
 type Request struct {
-	Agent, Path string
-	Bytes       int64
+	Agent, Path, Range string
+	Bytes              int64
 }
-
-// AgentUserAgent is the user agent of the agent's webseed requests.
-const AgentUserAgent = "pkgtorrent"
 
 // Mirror is a plain HTTP mirror of a tree (no pkgtorrent API) that logs
 // every request with its user agent, optionally rate-limited.
@@ -195,7 +194,7 @@ func StartMirror(t testing.TB, root string, bytesPerSec int) *Mirror {
 		cw := &countingWriter{ResponseWriter: w, ctx: r.Context(), lim: lim}
 		files.ServeHTTP(cw, r)
 		m.mu.Lock()
-		m.log = append(m.log, Request{Agent: r.UserAgent(), Path: r.URL.Path, Bytes: cw.n})
+		m.log = append(m.log, Request{Agent: r.UserAgent(), Path: r.URL.Path, Range: r.Header.Get("Range"), Bytes: cw.n})
 		m.mu.Unlock()
 	})}
 	go srv.Serve(ln)
@@ -232,7 +231,7 @@ func (m *Mirror) String() string {
 	defer m.mu.Unlock()
 	var b strings.Builder
 	for _, r := range m.log {
-		fmt.Fprintf(&b, "%s %q %d\n", r.Path, r.Agent, r.Bytes)
+		fmt.Fprintf(&b, "%s %q %q %d\n", r.Path, r.Agent, r.Range, r.Bytes)
 	}
 	return b.String()
 }

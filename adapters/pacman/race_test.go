@@ -1,5 +1,0 @@
-//go:build race
-
-package pacman
-
-const raceEnabled = true
