@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -319,10 +320,15 @@ func (df *dataFile) openLocked() (*os.File, error) {
 	if df.f != nil {
 		return df.f, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(df.path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
-	}
+	// The directory usually exists: try the file first, make the
+	// directory only when it is missing.
 	f, err := os.OpenFile(df.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(df.path), 0o755); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		f, err = os.OpenFile(df.path, os.O_RDWR|os.O_CREATE, 0o644)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening data file: %w", err)
 	}
@@ -348,9 +354,13 @@ func (df *dataFile) writeAt(b []byte, off int64) error {
 		if _, err := f.WriteAt(b, off); err != nil {
 			return fmt.Errorf("writing %s: %w", df.path, err)
 		}
-		if st, ok := statOf(df.path); ok {
-			df.stamp = st
-			return nil
+		// The descriptor's stat (no path lookup); a file removed behind
+		// our back has no link left.
+		if fi, err := f.Stat(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
+				df.stamp = stamp{fi.Size(), fi.ModTime().UnixNano()}
+				return nil
+			}
 		}
 		df.complete = nil
 		df.f.Close()

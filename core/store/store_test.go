@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"io/fs"
 	"os"
@@ -592,5 +593,39 @@ func TestPruneIdle(t *testing.T) {
 	}
 	if s.walks != 2 {
 		t.Errorf("measured %d times after a write, want 2", s.walks)
+	}
+}
+
+// BenchmarkWriteNewFiles writes one piece into each of many new data files,
+// as a single client fetching a batch of small packages does.
+func BenchmarkWriteNewFiles(b *testing.B) {
+	const files = 200
+	var fs []tfile
+	for i := range files {
+		fs = append(fs, file(fmt.Sprintf("p/%d.rpm", i), pl, uint64(i)))
+	}
+	t := &testing.T{}
+	bt := newBatch(t, fs...)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		s, err := New(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ti, err := s.OpenTorrent(context.Background(), bt.info, metainfo.Hash{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for i := range files {
+			pi, p := bt.piece(ti, i)
+			if _, err := pi.WriteAt(bt.stream[p.Offset():p.Offset()+p.Length()], 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		ti.Close()
+		b.StartTimer()
 	}
 }
