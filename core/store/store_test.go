@@ -2,8 +2,8 @@ package store
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
