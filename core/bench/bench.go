@@ -230,6 +230,9 @@ type BurstResult struct {
 	RatioTMin float64 `json:"ratio_t_min"`
 	// PeakRSS is the largest agent peak RSS of the burst (pkgtorrent only).
 	PeakRSS int64 `json:"peak_rss,omitempty"`
+	// CPUPerGiB is the agents' CPU seconds (user and system, all of them
+	// together) per GiB delivered (pkgtorrent only).
+	CPUPerGiB float64 `json:"cpu_seconds_per_gib,omitempty"`
 }
 
 // Stagger is N clients arriving over a window, origin uncapped.
@@ -530,6 +533,7 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 	}
 	var delivered, uploaded int64
 	var rss []int64
+	var cpu float64
 	for i, h := range hosts {
 		times[i] = results[i].Wall
 		delivered += results[i].Bytes
@@ -543,6 +547,11 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 			return b, err
 		}
 		rss = append(rss, m)
+		c, err := cpuSeconds(st.PID)
+		if err != nil {
+			return b, err
+		}
+		cpu += c
 	}
 	if delivered != int64(n)*r.size {
 		return b, fmt.Errorf("the clients placed %d bytes, want %d", delivered, int64(n)*r.size)
@@ -551,6 +560,7 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 	r.fill(&b.P2P, after.FileBytesSent-before.FileBytesSent, delivered, uploaded+after.PadBytesSent-before.PadBytesSent, b.TMin)
 	slices.Sort(rss)
 	b.P2P.PeakRSS = rss[len(rss)-1]
+	b.P2P.CPUPerGiB = cpu / (float64(delivered) / (1 << 30))
 	if largest {
 		rep.RSS = RSS{Files: len(r.files), Max: rss[len(rss)-1], Median: rss[len(rss)/2]}
 	}
