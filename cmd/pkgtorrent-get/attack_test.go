@@ -18,6 +18,8 @@ import (
 	ametainfo "github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // The local attacks of issue 12, as regression tests: the agent user (who
@@ -34,10 +36,7 @@ func agentIDs(t *testing.T) (agentUID, agentGID, nobodyUID, nobodyGID int) {
 	ids := func(name string) (int, int) {
 		u, err := user.Lookup(name)
 		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("user %s: %v", name, err)
-			}
-			t.Skipf("user %s: %v", name, err)
+			testkit.Missing(t, "user %s: %v", name, err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -58,8 +57,8 @@ func TestAttackStateDirSymlinks(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 40, map[string]int{"os/a.rpm": 70_000})
 	svc := startService(t, root)
-	h := newHost(t)
-	if err := os.Chown(h.state, uid, gid); err != nil {
+	h := e2e.NewHost(t)
+	if err := os.Chown(h.State, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	victimDir := t.TempDir()
@@ -69,14 +68,14 @@ func TestAttackStateDirSymlinks(t *testing.T) {
 	}
 	rootDir := t.TempDir()
 	for link, target := range map[string]string{"agent.log": victim, "data": rootDir} {
-		if err := os.Symlink(target, filepath.Join(h.state, link)); err != nil {
+		if err := os.Symlink(target, filepath.Join(h.State, link)); err != nil {
 			t.Fatal(err)
 		}
-		os.Lchown(filepath.Join(h.state, link), uid, gid)
+		os.Lchown(filepath.Join(h.State, link), uid, gid)
 	}
 	dir := t.TempDir()
-	r := h.get(batchList(t, svc, root, dir, []string{"os/a.rpm"}), "--service", svc.url, "--connect-timeout", "2s", "--batch", "-")
-	t.Logf("exit %d, fallback %v: %s", r.code, r.Fallback, r.stderr)
+	r := h.Get(batchList(t, svc, root, dir, []string{"os/a.rpm"}), "--service", svc.url, "--connect-timeout", "2s", "--batch", "-")
+	t.Logf("exit %d, fallback %v: %s", r.Code, r.Fallback, r.Stderr)
 	for _, p := range []string{victim, rootDir} {
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -94,7 +93,7 @@ func TestAttackStateDirSymlinks(t *testing.T) {
 		t.Errorf("root's directory got %d entries", len(es))
 	}
 	// The state directory is still the agent's.
-	fi, err := os.Lstat(h.state)
+	fi, err := os.Lstat(h.State)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +129,7 @@ for line in s.makefile("rb"):
 func asUser(t *testing.T, uid, gid int, sock string, stdin []byte, extra ...string) string {
 	t.Helper()
 	cmd := exec.Command("/usr/bin/python3", append([]string{"-c", socketClient, sock}, extra...)...)
-	cmd.Env = cleanEnv()
+	cmd.Env = testkit.CleanEnv()
 	cmd.Stdin = bytes.NewReader(stdin)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
@@ -159,24 +158,21 @@ func requestLine(t *testing.T, req control.Request) []byte {
 func TestAttackAgentSocket(t *testing.T) {
 	_, agentGID, nobody, nogroup := agentIDs(t)
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testkit.Missing(t, "%v", err)
 	}
 	root := t.TempDir()
 	files := map[string]int{"os/a.rpm": 200_000, "os/b.rpm": 30_000}
 	makeTree(t, root, 41, files)
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	b := names(files, "")
-	if r := h.get(batchList(t, svc, root, t.TempDir(), b), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r := h.Get(batchList(t, svc, root, t.TempDir(), b), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	if fi, err := os.Stat(h.state); err != nil || fi.Mode().Perm() != 0o750 {
+	if fi, err := os.Stat(h.State); err != nil || fi.Mode().Perm() != 0o750 {
 		t.Errorf("state directory: %v, %v; want mode 0750", fi.Mode().Perm(), err)
 	}
-	sock := control.SocketPath(h.state)
+	sock := control.SocketPath(h.State)
 	fi, err := os.Stat(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -185,13 +181,13 @@ func TestAttackAgentSocket(t *testing.T) {
 		t.Errorf("agent socket: mode %v, gid %d; want 0660, the agent's group %d", fi.Mode().Perm(), st.Gid, agentGID)
 	}
 	// Nothing the agent writes is world-readable.
-	filepath.Walk(h.state, func(p string, fi os.FileInfo, err error) error {
+	filepath.Walk(h.State, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().Perm()&0o007 != 0 && fi.Mode().Type() != os.ModeSocket {
 			t.Errorf("%s is mode %v", p, fi.Mode().Perm())
 		}
 		return nil
 	})
-	pid := int(agentStatus(t, h.state)["pid"])
+	pid := int(h.Status()["pid"])
 
 	if out := asUser(t, nobody, nogroup, sock, requestLine(t, control.Request{Op: "stop"})); out != "EACCES" {
 		t.Errorf("a user outside the agent's group reached the socket: %s", out)
@@ -253,7 +249,7 @@ func TestAttackAgentSocket(t *testing.T) {
 	if rep := member(requestLine(t, control.Request{Op: "fetch", Torrent: genuine})); rep["type"] != "done" {
 		t.Errorf("vouched fetch by a group member: %v", rep)
 	}
-	if st := agentStatus(t, h.state); st == nil || int(st["pid"]) != pid {
+	if st := h.Status(); st == nil || int(st["pid"]) != pid {
 		t.Errorf("the agent did not survive: %v", st)
 	}
 }
@@ -281,7 +277,7 @@ func procStatusKB(t *testing.T, pid int, key string) int {
 // create first.
 func TestNoSharedStateDirDefault(t *testing.T) {
 	_, _, nobody, nogroup := agentIDs(t)
-	get, _ := buildBinaries(t)
+	get, _ := testkit.Binaries(t)
 	cmd := exec.Command(get, "--config", "/dev/null", "status")
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(nobody), Gid: uint32(nogroup), Groups: []uint32{}}}

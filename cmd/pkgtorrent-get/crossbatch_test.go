@@ -15,6 +15,7 @@ import (
 
 	ametainfo "github.com/anacrolix/torrent/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // Cross-batch sharing (issue 14): hosts whose batches differ still trade
@@ -47,7 +48,7 @@ func TestCrossBatchLateArrival(t *testing.T) {
 	root := t.TempDir()
 	common, own, commonBytes := crossTree(t, root, 2, 1_000_000, 300_000)
 	svc := startService(t, root)
-	first, second := testkit.NewHost(t), testkit.NewHost(t)
+	first, second := e2e.NewHost(t), e2e.NewHost(t)
 	b1, b2 := append([]string{own[0]}, common...), append([]string{own[1]}, common...)
 	d1, d2 := t.TempDir(), t.TempDir()
 	if r := first.Get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
@@ -81,11 +82,11 @@ func TestCrossBatchBurst(t *testing.T) {
 	}
 	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(distinct/3))
 	var wg sync.WaitGroup
-	results := make([]testkit.Result, hosts)
+	results := make([]e2e.Result, hosts)
 	dirs := make([]string, hosts)
 	batches := make([][]string, hosts)
 	for i := range results {
-		h := testkit.NewHost(t)
+		h := e2e.NewHost(t)
 		dirs[i] = t.TempDir()
 		batches[i] = append([]string{own[i]}, common...)
 		list := batchList(t, svc, root, dirs[i], batches[i])
@@ -142,7 +143,7 @@ func TestCrossBatchStrangerHandshake(t *testing.T) {
 	root := t.TempDir()
 	common, own, _ := crossTree(t, root, 2, 50_000, 20_000)
 	svc := startService(t, root)
-	h := testkit.NewHost(t)
+	h := e2e.NewHost(t)
 	mine := append([]string{own[0]}, common[:2]...)
 	if r := h.Get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
@@ -168,7 +169,7 @@ func TestCrossBatchStrangerHandshake(t *testing.T) {
 		t.Errorf("agent after the strangers: %v, before %v", st2, st)
 	}
 	// Its own batch is still served: a second host gets it from the first.
-	r := testkit.NewHost(t).Get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
+	r := e2e.NewHost(t).Get(batchList(t, svc, root, t.TempDir(), mine), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
 	if r.Code != 0 || r.BytesFromPeers == 0 {
 		t.Errorf("second host: exit %d, %d bytes from peers: %s", r.Code, r.BytesFromPeers, r.Stderr)
 	}
@@ -204,7 +205,7 @@ func handshake(t *testing.T, port int, ih [20]byte) []byte {
 // batch is its own swarm, and a host of another batch fetches from the
 // webseed, without any error.
 func TestCrossBatchExternalTracker(t *testing.T) {
-	needTool(t, "opentracker")
+	testkit.NeedTool(t, "opentracker")
 	root := t.TempDir()
 	common, own, _ := crossTree(t, root, 2, 200_000, 50_000)
 	b1, b2 := append([]string{own[0]}, common...), append([]string{own[1]}, common...)
@@ -224,7 +225,7 @@ func TestCrossBatchExternalTracker(t *testing.T) {
 			t.Fatal("opentracker did not start")
 		}
 	}
-	first, second := testkit.NewHost(t), testkit.NewHost(t)
+	first, second := e2e.NewHost(t), e2e.NewHost(t)
 	d1, d2 := t.TempDir(), t.TempDir()
 	if r := first.Get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
 		t.Fatalf("first host: exit %d: %s", r.Code, r.Stderr)
@@ -245,7 +246,7 @@ func TestCrossBatchNoDuplicateDownload(t *testing.T) {
 	common, own, commonBytes := crossTree(t, root, 2, 600_000, 30_000)
 	distinct := commonBytes + int64(len(readFile(t, root, own[0]))+len(readFile(t, root, own[1])))
 	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(distinct/3))
-	h := testkit.NewHost(t)
+	h := e2e.NewHost(t)
 	batches := [][]string{append([]string{own[0]}, common...), append([]string{own[1]}, common...)}
 	// The agent runs before the two fetches, so that both use one agent.
 	if r := h.Get(batchList(t, svc, root, t.TempDir(), []string{own[0]}), "--service", svc.url, "--batch", "-"); r.Code != 0 {
@@ -253,7 +254,7 @@ func TestCrossBatchNoDuplicateDownload(t *testing.T) {
 	}
 	base := int64(svc.stats(t)["file_bytes_sent"])
 	var wg sync.WaitGroup
-	results := make([]testkit.Result, 2)
+	results := make([]e2e.Result, 2)
 	dirs := []string{t.TempDir(), t.TempDir()}
 	for i := range batches {
 		list := batchList(t, svc, root, dirs[i], batches[i])

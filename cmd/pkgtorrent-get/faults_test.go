@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +27,8 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // The fault matrix of issue 7: each test injects one fault with real
@@ -37,13 +38,13 @@ import (
 // Each outcome is logged as a "matrix:" line (go test -v -run Fault).
 
 // matrixRow logs one outcome of the matrix.
-func matrixRow(t *testing.T, row, what string, r result) {
+func matrixRow(t *testing.T, row, what string, r e2e.Result) {
 	t.Helper()
 	outcome := "ok"
-	if r.code != 0 {
-		outcome = fmt.Sprintf("exit %d: %s", r.code, oneLine(t, r.stderr))
+	if r.Code != 0 {
+		outcome = fmt.Sprintf("exit %d: %s", r.Code, oneLine(t, r.Stderr))
 	}
-	t.Logf("matrix: %s | %s | %s | %.2fs", row, what, outcome, r.wall.Seconds())
+	t.Logf("matrix: %s | %s | %s | %.2fs", row, what, outcome, r.Wall.Seconds())
 }
 
 // oneLine returns the last line of a failed run's stderr, checking that the
@@ -59,17 +60,17 @@ func oneLine(t *testing.T, stderr string) string {
 }
 
 // mustFail checks a failed run: non-zero, within bound, reason mentioning want.
-func mustFail(t *testing.T, r result, bound time.Duration, want ...string) {
+func mustFail(t *testing.T, r e2e.Result, bound time.Duration, want ...string) {
 	t.Helper()
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Fatalf("exit 0, want a failure mentioning %q", want)
 	}
-	if r.wall > bound {
-		t.Errorf("took %s to give up, want at most %s", r.wall, bound)
+	if r.Wall > bound {
+		t.Errorf("took %s to give up, want at most %s", r.Wall, bound)
 	}
 	for _, w := range want {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("reason %q does not mention %q", strings.TrimSpace(r.stderr), w)
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("reason %q does not mention %q", strings.TrimSpace(r.Stderr), w)
 		}
 	}
 }
@@ -205,20 +206,20 @@ func TestFault1Service(t *testing.T) {
 		})), "timeout"},
 	}
 	name := "os/Packages/g/gamma-0.9.rpm"
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	for _, s := range services {
 		t.Run(s.name, func(t *testing.T) {
 			dir := t.TempDir()
 			list := batchList(t, service{url: mirrorURL}, root, dir, []string{name})
 			args := []string{"--service", s.url, "--mirror", mirrorURL, "--connect-timeout", "1s", "--stall-timeout", "2s", "--batch", "-"}
-			r := h.get(list, append(args, "--http-fallback=false")...)
+			r := h.Get(list, append(args, "--http-fallback=false")...)
 			matrixRow(t, "1 service "+s.name, "torrent path, fallback off", r)
 			mustFail(t, r, 10*time.Second, s.want)
 			noLeftovers(t, root, dir, nil)
-			r = h.get(list, args...)
+			r = h.Get(list, args...)
 			matrixRow(t, "1 service "+s.name, "fallback on", r)
-			if r.code != 0 || !r.Fallback {
-				t.Fatalf("fallback did not rescue: exit %d fallback=%v: %s", r.code, r.Fallback, r.stderr)
+			if r.Code != 0 || !r.Fallback {
+				t.Fatalf("fallback did not rescue: exit %d fallback=%v: %s", r.Code, r.Fallback, r.Stderr)
 			}
 			sameFiles(t, root, dir, []string{name})
 		})
@@ -235,20 +236,20 @@ func TestFault2TrackerDown(t *testing.T) {
 		svc, p := proxiedService(t, root)
 		p.setBlock(isTracker)
 		dir := t.TempDir()
-		r := newHost(t).get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+		r := e2e.NewHost(t).Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
 		matrixRow(t, "2 tracker down (embedded)", "webseed completes", r)
-		if r.code != 0 {
-			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dir, b)
 	})
 	t.Run("external", func(t *testing.T) {
 		svc := startService(t, root, "--tracker", deadURL(t)+"announce")
 		dir := t.TempDir()
-		r := newHost(t).get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+		r := e2e.NewHost(t).Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
 		matrixRow(t, "2 tracker down (external)", "webseed completes", r)
-		if r.code != 0 {
-			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dir, b)
 	})
@@ -261,33 +262,29 @@ func TestFault3MirrorDown(t *testing.T) {
 	makeTree(t, root, 13, oddSizes)
 	b := names(oddSizes, "os/")
 	svc, p := proxiedService(t, root)
-	seeder := newHost(t)
+	seeder := e2e.NewHost(t)
 	d0 := t.TempDir()
-	if r := seeder.get(batchList(t, svc, root, d0, b), "--service", svc.url, "--batch", "-"); r.code != 0 {
-		t.Fatalf("seeder: %s", r.stderr)
+	if r := seeder.Get(batchList(t, svc, root, d0, b), "--service", svc.url, "--batch", "-"); r.Code != 0 {
+		t.Fatalf("seeder: %s", r.Stderr)
 	}
 	p.setBlock(isWebseedOrFile)
 	dir := t.TempDir()
-	leecher := newHost(t)
-	r := leecher.get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	leecher := e2e.NewHost(t)
+	r := leecher.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
 	matrixRow(t, "3 mirror down, peer up", "peer completes", r)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, b)
 	if r.BytesFromWebseed != 0 || r.BytesFromPeers == 0 {
 		t.Errorf("%d bytes from the webseed, %d from peers", r.BytesFromWebseed, r.BytesFromPeers)
 	}
 
-	get, _ := buildBinaries(t)
-	for _, h := range []host{seeder, leecher} {
-		if out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").CombinedOutput(); err != nil {
-			t.Fatalf("stop: %v %s", err, out)
-		}
-	}
+	seeder.Stop()
+	leecher.Stop()
 	for _, fallback := range []string{"false", "true"} {
 		dir := t.TempDir()
-		r := newHost(t).get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--http-fallback="+fallback, "--batch", "-")
+		r := e2e.NewHost(t).Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--http-fallback="+fallback, "--batch", "-")
 		matrixRow(t, "3 mirror and peers down", "fallback "+fallback, r)
 		mustFail(t, r, 20*time.Second, "no progress for 3s")
 		noLeftovers(t, root, dir, nil)
@@ -388,30 +385,24 @@ func TestFault4MaliciousPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the tracker lists the malicious seeder.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.WaitFor(t, "the malicious seeder at the tracker", 10*time.Second, func() bool {
 		resp, err := http.Get(api.ScrapeURL(svc.url) + "?info_hash=" + url.QueryEscape(string(mi.HashInfoBytes().Bytes())))
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if bytes.Contains(body, []byte("8:completei1e")) {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the malicious seeder never showed up at the tracker")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	h := newHost(t)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return bytes.Contains(body, []byte("8:completei1e"))
+	})
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
-	r := h.get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
 	matrixRow(t, "4 malicious peer", "banned, mirror completes", r)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, b)
-	log, _ := os.ReadFile(filepath.Join(h.state, "agent.log"))
+	log, _ := os.ReadFile(filepath.Join(h.State, "agent.log"))
 	t.Logf("malicious peer served %d corrupt bytes; victim: %d from peers, %d from webseed", cs.served.Load(), r.BytesFromPeers, r.BytesFromWebseed)
 	if cs.served.Load() == 0 {
 		t.Fatal("the victim never took data from the malicious peer: the test proved nothing")
@@ -451,7 +442,7 @@ func TestFault5ReplacedOnMirror(t *testing.T) {
 	f.Close()
 	os.Chtimes(p, fi.ModTime(), fi.ModTime())
 	for _, fallback := range []string{"false", "true"} {
-		r := newHost(t).get(list, "--service", svc.url, "--stall-timeout", "3s", "--http-fallback="+fallback, "--batch", "-")
+		r := e2e.NewHost(t).Get(list, "--service", svc.url, "--stall-timeout", "3s", "--http-fallback="+fallback, "--batch", "-")
 		matrixRow(t, "5 file replaced, service unaware", "fallback "+fallback, r)
 		if fallback == "false" {
 			mustFail(t, r, 20*time.Second, "no progress")
@@ -467,10 +458,10 @@ func TestFault5ReplacedOnMirror(t *testing.T) {
 	now := time.Now()
 	os.Chtimes(p, now, now) // the mirror's sync sets a new mtime
 	dir2 := t.TempDir()
-	r := newHost(t).get(batchList(t, svc, root, dir2, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	r := e2e.NewHost(t).Get(batchList(t, svc, root, dir2, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
 	matrixRow(t, "5 file replaced, new mtime", "service rebuilds", r)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir2, b)
 	if got := svc.stats(t)["torrents_built"]; got != built+1 {
@@ -489,7 +480,7 @@ func TestFault6WrongSHA256(t *testing.T) {
 	u, _ := mirror.FileURL(svc.url, name)
 	list := fmt.Sprintf("%s %s sha256:%s\n", u, filepath.Join(dir, outName(name)), strings.Repeat("ab", 32))
 	for _, fallback := range []string{"false", "true"} {
-		r := newHost(t).get(list, "--service", svc.url, "--http-fallback="+fallback, "--batch", "-")
+		r := e2e.NewHost(t).Get(list, "--service", svc.url, "--http-fallback="+fallback, "--batch", "-")
 		matrixRow(t, "6 wrong sha256", "fallback "+fallback, r)
 		mustFail(t, r, 20*time.Second, "sha256", outName(name))
 		noLeftovers(t, root, dir, nil)
@@ -497,17 +488,6 @@ func TestFault6WrongSHA256(t *testing.T) {
 }
 
 // status asks the agent of a state dir for its status; nil if none runs.
-func agentStatus(t *testing.T, state string) map[string]float64 {
-	get, _ := buildBinaries(t)
-	out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", state, "status", "--json").Output()
-	if err != nil {
-		return nil
-	}
-	var m map[string]float64
-	json.Unmarshal(out, &m)
-	return m
-}
-
 // Row 7: the agent is SIGKILLed mid-download: the invocation fails at once
 // with nothing placed; the next one starts a new agent over the stale socket
 // and the partial data (rehashed) and completes.
@@ -516,37 +496,35 @@ func TestFault7AgentKilled(t *testing.T) {
 	makeTree(t, root, 17, map[string]int{"os/big-1.rpm": 1_500_000, "os/big-2.rpm": 1_000_000})
 	b := []string{"os/big-1.rpm", "os/big-2.rpm"}
 	svc := startService(t, root, "--origin-rate-limit", "400000")
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
 	list := batchList(t, svc, root, dir, b)
-	done := make(chan result, 1)
-	go func() { done <- h.get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-") }()
+	done := make(chan e2e.Result, 1)
+	go func() { done <- h.Get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-") }()
 	var pid int
-	for deadline := time.Now().Add(30 * time.Second); pid == 0; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the download never started")
-		}
-		if st := agentStatus(t, h.state); st != nil && st["from_webseed"] > 0 {
+	testkit.WaitFor(t, "the download to start", 30*time.Second, func() bool {
+		if st := h.Status(); st != nil && st["from_webseed"] > 0 {
 			pid = int(st["pid"])
 		}
-	}
+		return pid != 0
+	})
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
 	r := <-done
-	r.wall = time.Since(killed)
+	r.Wall = time.Since(killed)
 	matrixRow(t, "7 agent SIGKILLed", "running fetch (time after the kill)", r)
 	mustFail(t, r, 10*time.Second, "agent")
 	noLeftovers(t, root, dir, nil)
-	if _, err := os.Stat(filepath.Join(h.state, "agent.sock")); err != nil {
+	if _, err := os.Stat(filepath.Join(h.State, "agent.sock")); err != nil {
 		t.Logf("no stale socket left (%v)", err)
 	}
 	before := svc.stats(t)["file_bytes_sent"]
-	r = h.get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	r = h.Get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-")
 	matrixRow(t, "7 agent SIGKILLed", "next invocation recovers", r)
-	if r.code != 0 {
-		t.Fatalf("after the kill: exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("after the kill: exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, b)
 	t.Logf("recovery fetched %.0f of %d bytes from the origin", svc.stats(t)["file_bytes_sent"]-before, 2_500_000)
@@ -562,10 +540,7 @@ func mountTmpfs(t *testing.T, size string) string {
 	os.Mkdir(dir, 0o755)
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs (required in CI): %v %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here (%v %s): the disk-full row needs root and mount permission", err, bytes.TrimSpace(out))
+		testkit.Missing(t, "cannot mount a tmpfs here (%v %s): the disk-full row needs root and mount permission", err, bytes.TrimSpace(out))
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
@@ -582,38 +557,34 @@ func TestFault8DiskFull(t *testing.T) {
 	t.Run("destination", func(t *testing.T) {
 		dir := mountTmpfs(t, "2m")
 		for _, fallback := range []string{"false", "true"} {
-			r := newHost(t).get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback="+fallback, "--batch", "-")
+			r := e2e.NewHost(t).Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback="+fallback, "--batch", "-")
 			matrixRow(t, "8 destination full", "fallback "+fallback, r)
 			mustFail(t, r, 30*time.Second, "no space left on device")
 			noLeftovers(t, root, dir, []string{"os/small.rpm"})
 		}
 	})
 	t.Run("state dir", func(t *testing.T) {
-		h := host{t: t, state: mountTmpfs(t, "2m")}
-		t.Cleanup(func() {
-			get, _ := buildBinaries(t)
-			exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").Run()
-		})
+		h := e2e.HostAt(t, mountTmpfs(t, "2m"))
 		dir := t.TempDir()
-		r := h.get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--http-fallback=false", "--batch", "-")
+		r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--http-fallback=false", "--batch", "-")
 		matrixRow(t, "8 state dir full", "fallback off", r)
 		mustFail(t, r, 30*time.Second, "cannot store data", "no space left on device")
 		noLeftovers(t, root, dir, nil)
-		r = h.get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--batch", "-")
+		r = h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--batch", "-")
 		matrixRow(t, "8 state dir full", "fallback rescues", r)
-		if r.code != 0 || !r.Fallback {
-			t.Fatalf("exit %d fallback=%v: %s", r.code, r.Fallback, r.stderr)
+		if r.Code != 0 || !r.Fallback {
+			t.Fatalf("exit %d fallback=%v: %s", r.Code, r.Fallback, r.Stderr)
 		}
 		sameFiles(t, root, dir, b)
 		// Space freed: the same agent starts the dropped torrent afresh.
-		if out, err := exec.Command("mount", "-o", "remount,size=8m", h.state).CombinedOutput(); err != nil {
+		if out, err := exec.Command("mount", "-o", "remount,size=8m", h.State).CombinedOutput(); err != nil {
 			t.Fatalf("remount: %v %s", err, out)
 		}
 		dir2 := t.TempDir()
-		r = h.get(batchList(t, svc, root, dir2, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+		r = h.Get(batchList(t, svc, root, dir2, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
 		matrixRow(t, "8 state dir full", "space freed, same agent completes", r)
-		if r.code != 0 {
-			t.Fatalf("after freeing space: exit %d: %s", r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("after freeing space: exit %d: %s", r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dir2, b)
 	})
@@ -626,9 +597,9 @@ func TestFault9ConcurrentInvocations(t *testing.T) {
 	makeTree(t, root, 19, oddSizes)
 	pool := names(oddSizes, "os/")
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	var wg sync.WaitGroup
-	results := make([]result, 8)
+	results := make([]e2e.Result, 8)
 	dirs := make([]string, 8)
 	batches := make([][]string, 8)
 	for i := range results {
@@ -638,51 +609,37 @@ func TestFault9ConcurrentInvocations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-")
+			results[i] = h.Get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-")
 		}()
 	}
 	wg.Wait()
 	var slowest time.Duration
 	for i, r := range results {
-		if r.code != 0 {
-			t.Errorf("invocation %d: exit %d: %s", i, r.code, r.stderr)
+		if r.Code != 0 {
+			t.Errorf("invocation %d: exit %d: %s", i, r.Code, r.Stderr)
 			continue
 		}
 		sameFiles(t, root, dirs[i], batches[i])
-		slowest = max(slowest, r.wall)
+		slowest = max(slowest, r.Wall)
 	}
-	log, _ := os.ReadFile(filepath.Join(h.state, "agent.log"))
+	log, _ := os.ReadFile(filepath.Join(h.State, "agent.log"))
 	if n := bytes.Count(log, []byte("agent started")); n != 1 {
 		t.Errorf("%d agents started for one state directory, want 1", n)
 	}
-	matrixRow(t, "9 eight concurrent invocations", "one agent, all succeed (slowest)", result{wall: slowest})
+	matrixRow(t, "9 eight concurrent invocations", "one agent, all succeed (slowest)", e2e.Result{Wall: slowest})
 }
 
 // runAs runs pkgtorrent-get as the unprivileged user u (the test runs as
 // root) or as the current user.
-func runAs(t *testing.T, u *user.User, state, stdin string, args ...string) result {
+func runAs(t *testing.T, u *user.User, state, stdin string, args ...string) e2e.Result {
 	t.Helper()
-	get, _ := buildBinaries(t)
-	base := []string{"--config", "/dev/null", "--state-dir", state, "--peer-host", "127.0.0.1", "--seed-time", "1m", "--json"}
-	cmd := exec.Command(get, append(base, args...)...)
-	cmd.Env = cleanEnv()
-	cmd.Stdin = strings.NewReader(stdin)
+	h := &e2e.Host{T: t, State: state}
 	if u != nil {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		h.Cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{wall: time.Since(start), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return h.Run(stdin, args...)
 }
 
 // Row 10: the destination directory is not writable: a clear error before
@@ -743,10 +700,10 @@ func TestFault10Destination(t *testing.T) {
 				args[1] = deadURL(t) // torrent path down: the fallback places it
 				args = append(args, "--mirror", svc.url)
 			}
-			r := newHost(t).get(batchList(t, svc, root, dir, []string{name}), args...)
+			r := e2e.NewHost(t).Get(batchList(t, svc, root, dir, []string{name}), args...)
 			matrixRow(t, "10 destination is a symlink", "fallback "+fallback, r)
-			if r.code != 0 {
-				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 			}
 			if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() {
 				t.Fatalf("destination is not a regular file: %v", err)

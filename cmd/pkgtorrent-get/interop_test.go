@@ -20,24 +20,12 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // Interoperability with the stock BitTorrent programs of Debian (aria2,
 // transmission-cli, opentracker), all on 127.0.0.1.
-
-// needTool returns the path of a stock program; without it the test is
-// skipped, except in CI, which installs them all.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (add its Debian package to .ci/run)", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
-}
 
 // freePort returns a port free for TCP and UDP on 127.0.0.1 for programs
 // that cannot take port 0 (it may be taken again before they bind it:
@@ -72,17 +60,6 @@ func batchTorrent(t *testing.T, svc service, names []string) []byte {
 	return tb
 }
 
-// agentStatus reads a host's agent status.
-func (h host) status() map[string]float64 {
-	h.t.Helper()
-	var m map[string]float64
-	out := h.run("status", "--json")
-	if err := json.Unmarshal([]byte(out), &m); err != nil {
-		h.t.Fatalf("status --json: %v: %s", err, out)
-	}
-	return m
-}
-
 // torrentFiles lists the torrent's files: path (info name first) and
 // length, pads included.
 func torrentFiles(t *testing.T, tb []byte) (name string, paths [][]string, lengths []int64, ih string) {
@@ -101,7 +78,7 @@ func torrentFiles(t *testing.T, tb []byte) (name string, paths [][]string, lengt
 // aria2c, given a batch torrent from the service, downloads it from a
 // pkgtorrent agent (seeding it after a pkgtorrent-get) and the webseed.
 func TestInteropAria2cDownloads(t *testing.T) {
-	aria2c := needTool(t, "aria2c")
+	aria2c := testkit.NeedTool(t, "aria2c")
 	root := t.TempDir()
 	makeTree(t, root, 11, oddSizes)
 	batchNames := names(oddSizes, "os/Packages/")
@@ -116,11 +93,11 @@ func TestInteropAria2cDownloads(t *testing.T) {
 	// one (about 20 s for the batch from its webseed alone).
 	fast := startService(t, root)
 	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(total/20), "--tracker", api.AnnounceURL(fast.url))
-	seeder := newHost(t)
-	if r := seeder.get(batchList(t, fast, root, t.TempDir(), batchNames), "--service", fast.url, "--batch", "-"); r.code != 0 {
-		t.Fatalf("seeding host: %s", r.stderr)
+	seeder := e2e.NewHost(t)
+	if r := seeder.Get(batchList(t, fast, root, t.TempDir(), batchNames), "--service", fast.url, "--batch", "-"); r.Code != 0 {
+		t.Fatalf("seeding host: %s", r.Stderr)
 	}
-	upBefore := seeder.status()["uploaded"]
+	upBefore := seeder.Status()["uploaded"]
 	st0 := svc.stats(t)
 
 	tb := batchTorrent(t, svc, batchNames)
@@ -179,7 +156,7 @@ func TestInteropAria2cDownloads(t *testing.T) {
 			t.Fatalf("%s from aria2c differs from the origin", rel)
 		}
 	}
-	up := seeder.status()["uploaded"] - upBefore
+	up := seeder.Status()["uploaded"] - upBefore
 	st := svc.stats(t)
 	t.Logf("aria2c: %s, %d files (%d bytes) identical; the agent uploaded %.0f bytes, the webseed sent %.0f file bytes and %.0f pad bytes; aria2c wrote %d of %d pad files to disk",
 		name, len(batchNames), total, up, st["webseed_bytes_sent"]-st0["webseed_bytes_sent"], st["pad_bytes_sent"]-st0["pad_bytes_sent"], padFiles, pads)
@@ -245,7 +222,7 @@ func scrapeCounts(t *testing.T, scrapeURL, ih string) (complete, incomplete int)
 // the webseed kept out (peers deliver, so it never joins within the peer
 // grace): no byte of it comes from the service.
 func TestInteropFromTransmission(t *testing.T) {
-	tcli := needTool(t, "transmission-cli")
+	tcli := testkit.NeedTool(t, "transmission-cli")
 	root := t.TempDir()
 	makeTree(t, root, 12, oddSizes)
 	batchNames := names(oddSizes, "os/")
@@ -299,19 +276,16 @@ func TestInteropFromTransmission(t *testing.T) {
 	})
 	// Wait until the tracker knows transmission as a seeder.
 	scrape := api.ScrapeURL(svc.url)
-	deadline := time.Now().Add(3 * time.Minute)
-	for n, _ := scrapeCounts(t, scrape, ih); n < 1; n, _ = scrapeCounts(t, scrape, ih) {
-		if time.Now().After(deadline) {
-			t.Fatalf("transmission-cli did not announce itself as a seeder of %s within 3m", name)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "transmission-cli to announce itself as a seeder of "+name, 3*time.Minute, func() bool {
+		n, _ := scrapeCounts(t, scrape, ih)
+		return n >= 1
+	})
 	before := svc.stats(t)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
-	r := h.get(batchList(t, svc, root, dir, batchNames), "--service", svc.url, "--batch", "-", "--peer-grace", "5m", "--stall-timeout", "5m")
-	if r.code != 0 {
-		t.Fatalf("pkgtorrent-get: exit %d: %s", r.code, r.stderr)
+	r := h.Get(batchList(t, svc, root, dir, batchNames), "--service", svc.url, "--batch", "-", "--peer-grace", "5m", "--stall-timeout", "5m")
+	if r.Code != 0 {
+		t.Fatalf("pkgtorrent-get: exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, batchNames)
 	after := svc.stats(t)
@@ -347,7 +321,7 @@ func (l *lockedBuffer) tail(n int) string {
 // the listed torrents.
 func startOpentracker(t *testing.T, port int, whitelist []string) bool {
 	t.Helper()
-	otBin := needTool(t, "opentracker")
+	otBin := testkit.NeedTool(t, "opentracker")
 	// Run as root, opentracker reads the whitelist as the user nobody,
 	// after a chroot to -d ("/" keeps the absolute path valid): the file
 	// must be readable by all (t.TempDir() is not).
@@ -371,31 +345,40 @@ func startOpentracker(t *testing.T, port int, whitelist []string) bool {
 	}
 	exited := make(chan struct{})
 	go func() { ot.Wait(); close(exited) }()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	var exitedEarly bool
+	up := testkit.Poll(10*time.Second, func() bool {
 		select {
 		case <-exited:
-			t.Logf("opentracker on port %d exited:\n%s", port, otLog.tail(2000))
-			return false
+			exitedEarly = true
+			return true
 		default:
 		}
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
 			c.Close()
-			t.Cleanup(func() {
-				ot.Process.Kill()
-				<-exited
-			})
-			return true
 		}
+		return err == nil
+	})
+	if exitedEarly {
+		t.Logf("opentracker on port %d exited:\n%s", port, otLog.tail(2000))
+		return false
 	}
-	ot.Process.Kill()
-	<-exited
-	return false
+	if !up {
+		ot.Process.Kill()
+		<-exited
+		return false
+	}
+	t.Cleanup(func() {
+		ot.Process.Kill()
+		<-exited
+	})
+	return true
 }
 
 // With the service announcing an external opentracker (embedded tracker
 // off), three clients fetching at once trade pieces through it.
 func TestOpentrackerBurst(t *testing.T) {
-	needTool(t, "opentracker")
+	testkit.NeedTool(t, "opentracker")
 	root := t.TempDir()
 	makeTree(t, root, 13, oddSizes)
 	batchNames := names(oddSizes, "os/Packages/")
@@ -432,23 +415,23 @@ func TestOpentrackerBurst(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	results := make([]result, 3)
+	results := make([]e2e.Result, 3)
 	dirs := make([]string, 3)
 	for i := range results {
-		h := newHost(t)
+		h := e2e.NewHost(t)
 		dirs[i] = t.TempDir()
 		list := batchList(t, svc, root, dirs[i], batchNames)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.get(list, "--service", svc.url, "--batch", "-")
+			results[i] = h.Get(list, "--service", svc.url, "--batch", "-")
 		}()
 	}
 	wg.Wait()
 	var peers int64
 	for i, r := range results {
-		if r.code != 0 {
-			t.Fatalf("client %d: exit %d: %s", i, r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("client %d: exit %d: %s", i, r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dirs[i], batchNames)
 		t.Logf("client %d: %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
@@ -460,10 +443,11 @@ func TestOpentrackerBurst(t *testing.T) {
 	// The agents' webseed policy scrapes the tracker: opentracker answers
 	// the scrape convention, and knows the three hosts as seeders now.
 	_, _, _, ih := torrentFiles(t, tb)
-	seeders, leechers := scrapeCounts(t, trackerURL+"scrape", ih)
-	for deadline := time.Now().Add(30 * time.Second); seeders < 3 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	var seeders, leechers int
+	testkit.Poll(30*time.Second, func() bool {
 		seeders, leechers = scrapeCounts(t, trackerURL+"scrape", ih)
-	}
+		return seeders >= 3
+	})
 	t.Logf("opentracker: %d bytes from peers in total; scrape says %d seeders, %d leechers", peers, seeders, leechers)
 	if seeders+leechers < 1 {
 		t.Errorf("opentracker scrape does not know the swarm: %d seeders, %d leechers", seeders, leechers)

@@ -1,76 +1,28 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pkgtorrent/pkgtorrent/core/api"
-	"github.com/pkgtorrent/pkgtorrent/core/fetch"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // The end-to-end tests run the real binaries: pkgtorrent-service over a
 // temporary tree, pkgtorrent-get clients with separate state directories
 // (each its own agent, i.e. its own "host"), all on 127.0.0.1.
 
-var bins struct {
-	once       sync.Once
-	dir        string
-	get, serve string
-	err        error
-}
-
-func buildBinaries(t *testing.T) (get, serve string) {
-	t.Helper()
-	bins.once.Do(func() {
-		bins.dir, bins.err = os.MkdirTemp("", "pkgtorrent-bin-")
-		if bins.err != nil {
-			return
-		}
-		// Run as root, the agent runs as an unprivileged user: it must be
-		// able to execute the binary.
-		os.Chmod(bins.dir, 0o755)
-		bins.get = filepath.Join(bins.dir, "pkgtorrent-get")
-		bins.serve = filepath.Join(bins.dir, "pkgtorrent-service")
-		for out, pkg := range map[string]string{bins.get: ".", bins.serve: "../pkgtorrent-service"} {
-			args := []string{"build", "-o", out}
-			if raceEnabled {
-				args = append(args, "-race")
-			}
-			cmd := exec.Command("go", append(args, pkg)...)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				bins.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
-	return bins.get, bins.serve
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 type service struct {
 	url string
@@ -79,118 +31,13 @@ type service struct {
 // startService runs pkgtorrent-service over root and returns its URL.
 func startService(t *testing.T, root string, extra ...string) service {
 	t.Helper()
-	_, serve := buildBinaries(t)
-	args := append([]string{"--root", root, "--listen", "127.0.0.1:0", "--config", "/dev/null"}, extra...)
-	cmd := exec.Command(serve, args...)
-	cmd.Env = cleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("service stderr:\n%s", stderr.String())
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("service did not start: %v\n%s", err, stderr.String())
-	}
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "pkgtorrent-service listening on ")
-	if !ok {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	return service{url: u}
+	return service{url: testkit.StartService(t, root, extra...)}
 }
 
 // stats reads the service's counters.
 func (s service) stats(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(api.StatsURL(s.url))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]float64
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func cleanEnv() []string {
-	var env []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "PKGTORRENT_") {
-			env = append(env, e)
-		}
-	}
-	return env
-}
-
-// host is one client machine: its own state directory and agent.
-type host struct {
-	t     *testing.T
-	state string
-}
-
-func newHost(t *testing.T) host {
-	t.Helper()
-	h := host{t: t, state: t.TempDir()}
-	// Run as root, the agent runs as an unprivileged user (--agent-user):
-	// it must be able to reach its state directory.
-	os.Chmod(filepath.Dir(h.state), 0o755)
-	t.Cleanup(func() {
-		get, _ := buildBinaries(t)
-		exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").Run()
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(h.state, "agent.log")); err == nil {
-				t.Logf("agent log %s:\n%s", h.state, b)
-			}
-		}
-	})
-	return h
-}
-
-// result is what one pkgtorrent-get run did: its --json summary, exit
-// code, stderr and wall time.
-type result struct {
-	fetch.Result
-	code   int
-	stderr string
-	wall   time.Duration
-}
-
-// get runs pkgtorrent-get on this host.
-func (h host) get(stdin string, args ...string) result {
-	get, _ := buildBinaries(h.t)
-	base := []string{"--config", "/dev/null", "--state-dir", h.state, "--peer-host", "127.0.0.1", "--seed-time", "2m", "--json"}
-	cmd := exec.Command(get, append(base, args...)...)
-	cmd.Env = cleanEnv()
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{wall: time.Since(start), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		h.t.Fatal(err)
-	}
-	if r.code == 0 {
-		if err := json.Unmarshal(stdout.Bytes(), &r.Result); err != nil {
-			h.t.Fatalf("bad --json output %q: %v", stdout.String(), err)
-		}
-	}
-	return r
+	return e2e.Stats(t, s.url)
 }
 
 // makeTree writes files of the given sizes (random content) under root and
@@ -290,10 +137,10 @@ func TestBurstThreeClients(t *testing.T) {
 	// The origin alone would need total/limit = ~4 s per client.
 	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(total/4))
 	var wg sync.WaitGroup
-	results := make([]result, 3)
+	results := make([]e2e.Result, 3)
 	dirs := make([]string, 3)
 	for i := range results {
-		h := newHost(t)
+		h := e2e.NewHost(t)
 		dirs[i] = t.TempDir()
 		list := batchList(t, svc, root, dirs[i], batchNames)
 		wg.Add(1)
@@ -301,14 +148,14 @@ func TestBurstThreeClients(t *testing.T) {
 			defer wg.Done()
 			// A generous peer grace: on a loaded test machine connecting to
 			// peers can take longer than the 1 s default.
-			results[i] = h.get(list, "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
+			results[i] = h.Get(list, "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
 		}()
 	}
 	wg.Wait()
 	var peers, web, bytes int64
 	for i, r := range results {
-		if r.code != 0 {
-			t.Fatalf("client %d: exit %d: %s", i, r.code, r.stderr)
+		if r.Code != 0 {
+			t.Fatalf("client %d: exit %d: %s", i, r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dirs[i], batchNames)
 		t.Logf("client %d: %d files, %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Files, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
@@ -329,16 +176,16 @@ func TestLateArrival(t *testing.T) {
 	makeTree(t, root, 2, oddSizes)
 	batchNames := names(oddSizes, "os/")
 	svc := startService(t, root)
-	first, second := newHost(t), newHost(t)
+	first, second := e2e.NewHost(t), e2e.NewHost(t)
 	d1, d2 := t.TempDir(), t.TempDir()
-	if r := first.get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.code != 0 {
-		t.Fatalf("first client: %s", r.stderr)
+	if r := first.Get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.Code != 0 {
+		t.Fatalf("first client: %s", r.Stderr)
 	}
 	// A generous peer grace: on a loaded test machine connecting to the
 	// seeding peer can take longer than the 1 s default.
-	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
-	if r.code != 0 {
-		t.Fatalf("second client: %s", r.stderr)
+	r := second.Get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
+	if r.Code != 0 {
+		t.Fatalf("second client: %s", r.Stderr)
 	}
 	sameFiles(t, root, d2, batchNames)
 	t.Logf("late arrival: %d bytes, %d from peers, %d from webseed, %.2fs", r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
@@ -353,12 +200,12 @@ func TestWebseedOnlyAndHashReuse(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 3, oddSizes)
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	d1 := t.TempDir()
 	b1 := []string{"os/Packages/a/alpha-1.0.rpm", "os/Packages/d/delta+x-3.rpm", "os/Packages/e/epsilon 4.rpm"}
-	r := h.get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--batch", "-")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	r := h.Get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--batch", "-")
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, d1, b1)
 	if r.BytesFromWebseed == 0 || r.BytesFromPeers != 0 {
@@ -370,9 +217,9 @@ func TestWebseedOnlyAndHashReuse(t *testing.T) {
 	before := svc.stats(t)["hash_bytes_read"]
 	d2 := t.TempDir()
 	b2 := []string{"os/Packages/d/delta+x-3.rpm", "os/Packages/e/epsilon 4.rpm", "os/Packages/z/zeta-9.9.rpm"}
-	r = h.get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--batch", "-")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	r = h.Get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--batch", "-")
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, d2, b2)
 	if read := svc.stats(t)["hash_bytes_read"] - before; read != float64(oddSizes["os/Packages/z/zeta-9.9.rpm"]) {
@@ -385,12 +232,12 @@ func TestSingleFile(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 4, oddSizes)
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
 	name := "os/Packages/g/gamma-0.9.rpm"
 	out := filepath.Join(dir, "gamma-0.9.rpm")
-	if r := h.get("", "--service", svc.url, svc.url+name, out); r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r := h.Get("", "--service", svc.url, svc.url+name, out); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, []string{name})
 }
@@ -398,22 +245,17 @@ func TestSingleFile(t *testing.T) {
 // With the service down the client fails within the connect timeout and
 // leaves nothing at the output.
 func TestServiceDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String() + "/"
-	ln.Close()
-	h := newHost(t)
+	url := testkit.DeadURL(t)
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "x.rpm")
-	r := h.get("", "--service", url, "--connect-timeout", "1s", url+"os/x.rpm", out)
-	if r.code == 0 {
+	r := h.Get("", "--service", url, "--connect-timeout", "1s", url+"os/x.rpm", out)
+	if r.Code == 0 {
 		t.Fatal("exit 0 with the service down")
 	}
-	t.Logf("service down: exit %d after %s: %s", r.code, r.wall, strings.TrimSpace(r.stderr))
-	if r.wall > 10*time.Second {
-		t.Fatalf("took %s to give up", r.wall)
+	t.Logf("service down: exit %d after %s: %s", r.Code, r.Wall, strings.TrimSpace(r.Stderr))
+	if r.Wall > 10*time.Second {
+		t.Fatalf("took %s to give up", r.Wall)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("left %d entries in the output directory", len(entries))
@@ -426,19 +268,16 @@ func TestAgentRestartRehashes(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 5, oddSizes)
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	b := []string{"os/Packages/g/gamma-0.9.rpm", "os/Packages/d/delta+x-3.rpm"}
 	d1 := t.TempDir()
-	if r := h.get(batchList(t, svc, root, d1, b), "--service", svc.url, "--batch", "-"); r.code != 0 {
-		t.Fatalf("first fetch: %s", r.stderr)
+	if r := h.Get(batchList(t, svc, root, d1, b), "--service", svc.url, "--batch", "-"); r.Code != 0 {
+		t.Fatalf("first fetch: %s", r.Stderr)
 	}
-	get, _ := buildBinaries(t)
-	if out, err := exec.Command(get, "--config", "/dev/null", "--state-dir", h.state, "stop").CombinedOutput(); err != nil {
-		t.Fatalf("stop: %v %s", err, out)
-	}
+	h.Stop()
 	// Corrupt every data file of the agent in place (same size).
 	var corrupted int
-	filepath.Walk(filepath.Join(h.state, "data"), func(p string, fi os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(h.State, "data"), func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
 			f, err := os.OpenFile(p, os.O_WRONLY, 0)
 			if err != nil {
@@ -455,9 +294,9 @@ func TestAgentRestartRehashes(t *testing.T) {
 	}
 	before := svc.stats(t)["file_bytes_sent"]
 	d2 := t.TempDir()
-	r := h.get(batchList(t, svc, root, d2, b), "--service", svc.url, "--batch", "-")
-	if r.code != 0 {
-		t.Fatalf("second fetch: %s", r.stderr)
+	r := h.Get(batchList(t, svc, root, d2, b), "--service", svc.url, "--batch", "-")
+	if r.Code != 0 {
+		t.Fatalf("second fetch: %s", r.Stderr)
 	}
 	sameFiles(t, root, d2, b)
 	if sent := svc.stats(t)["file_bytes_sent"] - before; sent == 0 {
@@ -470,43 +309,31 @@ func TestAgentRestartRehashes(t *testing.T) {
 func TestHTTPFallback(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 6, oddSizes)
-	mirrorLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(root))}
-	go srv.Serve(mirrorLn)
-	t.Cleanup(func() { srv.Close() })
-	mirrorURL := "http://" + mirrorLn.Addr().String() + "/"
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadURL := "http://" + dead.Addr().String() + "/"
-	dead.Close()
+	mirrorURL := testkit.StartMirror(t, root, 0).URL
+	deadURL := testkit.DeadURL(t)
 
 	name := "os/Packages/d/delta+x-3.rpm"
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, outName(name))
 	fileURL, _ := mirror.FileURL(mirrorURL, name)
-	r := h.get("", "--service", deadURL, "--mirror", mirrorURL, "--http-fallback=false", fileURL, out)
-	if r.code == 0 {
+	r := h.Get("", "--service", deadURL, "--mirror", mirrorURL, "--http-fallback=false", fileURL, out)
+	if r.Code == 0 {
 		t.Fatal("exit 0 with the service down and the fallback off")
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("output exists after a failed fetch")
 	}
-	r = h.get("", "--service", deadURL, "--mirror", mirrorURL, fileURL, out)
-	if r.code != 0 {
-		t.Fatalf("fallback: exit %d: %s", r.code, r.stderr)
+	r = h.Get("", "--service", deadURL, "--mirror", mirrorURL, fileURL, out)
+	if r.Code != 0 {
+		t.Fatalf("fallback: exit %d: %s", r.Code, r.Stderr)
 	}
 	if !r.Fallback || r.BytesFromHTTP != int64(oddSizes[name]) {
 		t.Errorf("--json says fallback=%v, %d bytes over HTTP", r.Fallback, r.BytesFromHTTP)
 	}
-	if !strings.Contains(r.stderr, "plain HTTP") {
-		t.Errorf("no notice of the fallback on stderr: %q", r.stderr)
+	if !strings.Contains(r.Stderr, "plain HTTP") {
+		t.Errorf("no notice of the fallback on stderr: %q", r.Stderr)
 	}
 	sameFiles(t, root, dir, []string{name})
-	t.Logf("fallback: %d bytes over plain HTTP in %s", r.BytesFromHTTP, r.wall)
+	t.Logf("fallback: %d bytes over plain HTTP in %s", r.BytesFromHTTP, r.Wall)
 }

@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // procUID returns the real and effective uid of a process from /proc.
@@ -42,14 +45,14 @@ func TestAgentNotRoot(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 30, oddSizes)
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	dir := t.TempDir()
 	b := names(oddSizes, "os/Packages/")
-	if r := h.get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-"); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, b)
-	st := agentStatus(t, h.state)
+	st := h.Status()
 	if st == nil {
 		t.Fatal("no agent running after the fetch")
 	}
@@ -58,7 +61,7 @@ func TestAgentNotRoot(t *testing.T) {
 	if ruid == "0" || euid == "0" {
 		t.Fatalf("the agent runs as root (uid %s/%s)", ruid, euid)
 	}
-	fi, err := os.Stat(filepath.Join(h.state, "data"))
+	fi, err := os.Stat(filepath.Join(h.State, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,16 +78,16 @@ func TestAgentNotRoot(t *testing.T) {
 		}
 	}
 	// An agent user that does not exist is an error (and the fallback takes over).
-	h2 := newHost(t)
+	h2 := e2e.NewHost(t)
 	dir2 := t.TempDir()
-	r := h2.get(batchList(t, svc, root, dir2, b[:1]), "--service", svc.url, "--agent-user", "no-such-user-pkgtorrent", "--batch", "-")
-	if r.code != 0 || !r.Fallback || !strings.Contains(r.stderr, "no-such-user-pkgtorrent") {
-		t.Errorf("unknown agent user: exit %d, fallback %v: %s", r.code, r.Fallback, r.stderr)
+	r := h2.Get(batchList(t, svc, root, dir2, b[:1]), "--service", svc.url, "--agent-user", "no-such-user-pkgtorrent", "--batch", "-")
+	if r.Code != 0 || !r.Fallback || !strings.Contains(r.Stderr, "no-such-user-pkgtorrent") {
+		t.Errorf("unknown agent user: exit %d, fallback %v: %s", r.Code, r.Fallback, r.Stderr)
 	}
 	// The agent refuses to run as root when started by hand.
-	get, _ := buildBinaries(t)
+	get, _ := testkit.Binaries(t)
 	cmd := exec.Command(get, "--config", "/dev/null", "--state-dir", t.TempDir(), "agent")
-	cmd.Env = cleanEnv()
+	cmd.Env = testkit.CleanEnv()
 	done := make(chan []byte, 1)
 	go func() { out, _ := cmd.CombinedOutput(); done <- out }()
 	select {
@@ -104,10 +107,10 @@ func TestMaxDisk(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 31, map[string]int{"os/a.rpm": 1_000_000, "os/b.rpm": 1_000_000, "os/c.rpm": 1_000_000})
 	svc := startService(t, root)
-	h := newHost(t)
+	h := e2e.NewHost(t)
 	dataFiles := func() map[string]bool {
 		m := map[string]bool{}
-		filepath.Walk(filepath.Join(h.state, "data"), func(p string, fi os.FileInfo, err error) error {
+		filepath.Walk(filepath.Join(h.State, "data"), func(p string, fi os.FileInfo, err error) error {
 			if err == nil && fi.Mode().IsRegular() {
 				m[filepath.Base(p)] = true
 			}
@@ -118,9 +121,9 @@ func TestMaxDisk(t *testing.T) {
 	var first map[string]bool
 	for i, n := range []string{"os/a.rpm", "os/b.rpm", "os/c.rpm"} {
 		dir := t.TempDir()
-		r := h.get(batchList(t, svc, root, dir, []string{n}), "--service", svc.url, "--http-fallback=false", "--max-disk", "2100000", "--batch", "-")
-		if r.code != 0 {
-			t.Fatalf("%s: exit %d: %s", n, r.code, r.stderr)
+		r := h.Get(batchList(t, svc, root, dir, []string{n}), "--service", svc.url, "--http-fallback=false", "--max-disk", "2100000", "--batch", "-")
+		if r.Code != 0 {
+			t.Fatalf("%s: exit %d: %s", n, r.Code, r.Stderr)
 		}
 		sameFiles(t, root, dir, []string{n})
 		if i == 0 {
@@ -129,12 +132,10 @@ func TestMaxDisk(t *testing.T) {
 	}
 	// Eviction runs on the agent's tick: wait for it.
 	var files map[string]bool
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testkit.Poll(15*time.Second, func() bool {
 		files = dataFiles()
-		if len(files) <= 2 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return len(files) <= 2
+	})
 	if len(files) != 2 {
 		t.Fatalf("%d data files kept under a cap of two", len(files))
 	}
@@ -143,13 +144,13 @@ func TestMaxDisk(t *testing.T) {
 			t.Errorf("the oldest data (%s) was kept", k)
 		}
 	}
-	if st := agentStatus(t, h.state); st == nil || st["torrents"] != 2 {
+	if st := h.Status(); st == nil || st["torrents"] != 2 {
 		t.Errorf("agent status after eviction: %v", st)
 	}
 	// The evicted batch is fetched again (from the mirror) when asked for.
 	dir := t.TempDir()
-	if r := h.get(batchList(t, svc, root, dir, []string{"os/a.rpm"}), "--service", svc.url, "--http-fallback=false", "--max-disk", "2100000", "--batch", "-"); r.code != 0 {
-		t.Fatalf("refetch: exit %d: %s", r.code, r.stderr)
+	if r := h.Get(batchList(t, svc, root, dir, []string{"os/a.rpm"}), "--service", svc.url, "--http-fallback=false", "--max-disk", "2100000", "--batch", "-"); r.Code != 0 {
+		t.Fatalf("refetch: exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, []string{"os/a.rpm"})
 }

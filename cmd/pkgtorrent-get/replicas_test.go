@@ -7,6 +7,8 @@ import (
 	"time"
 
 	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
 
 // Several replicas of the service (issue 12): two pkgtorrent-service
@@ -17,7 +19,7 @@ import (
 // replica 2's webseed and files down the second host gets the batch from
 // the first.
 func TestReplicasOneSwarm(t *testing.T) {
-	needTool(t, "opentracker")
+	testkit.NeedTool(t, "opentracker")
 	root := t.TempDir()
 	makeTree(t, root, 14, oddSizes)
 	batchNames := names(oddSizes, "os/")
@@ -66,18 +68,19 @@ func TestReplicasOneSwarm(t *testing.T) {
 	}
 	scrape := trackerURL + "scrape"
 	waitSeeders := func(n int) int {
-		seeders, _ := scrapeCounts(t, scrape, ih)
-		for deadline := time.Now().Add(15 * time.Second); seeders < n && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var seeders int
+		testkit.Poll(15*time.Second, func() bool {
 			seeders, _ = scrapeCounts(t, scrape, ih)
-		}
+			return seeders >= n
+		})
 		return seeders
 	}
 
 	// Host A through replica 1; it keeps seeding (--seed-time).
-	a, da := newHost(t), t.TempDir()
-	ra := a.get(batchList(t, r1, root, da, batchNames), "--service", r1.url, "--batch", "-")
-	if ra.code != 0 {
-		t.Fatalf("host A (replica 1): exit %d: %s", ra.code, ra.stderr)
+	a, da := e2e.NewHost(t), t.TempDir()
+	ra := a.Get(batchList(t, r1, root, da, batchNames), "--service", r1.url, "--batch", "-")
+	if ra.Code != 0 {
+		t.Fatalf("host A (replica 1): exit %d: %s", ra.Code, ra.Stderr)
 	}
 	sameFiles(t, root, da, batchNames)
 	t.Logf("host A (replica 1): %d bytes, %d from peers, %d from webseed, %.2fs", ra.Bytes, ra.BytesFromPeers, ra.BytesFromWebseed, ra.Seconds)
@@ -89,10 +92,10 @@ func TestReplicasOneSwarm(t *testing.T) {
 	// peer of the same swarm can deliver.
 	p2.setBlock(isWebseedOrFile)
 	st0 := r2.stats(t)
-	b, db := newHost(t), t.TempDir()
-	rb := b.get(batchList(t, r2, root, db, batchNames), "--service", r2.url, "--http-fallback=false", "--batch", "-")
-	if rb.code != 0 {
-		t.Fatalf("host B (replica 2): exit %d: %s", rb.code, rb.stderr)
+	b, db := e2e.NewHost(t), t.TempDir()
+	rb := b.Get(batchList(t, r2, root, db, batchNames), "--service", r2.url, "--http-fallback=false", "--batch", "-")
+	if rb.Code != 0 {
+		t.Fatalf("host B (replica 2): exit %d: %s", rb.Code, rb.Stderr)
 	}
 	sameFiles(t, root, db, batchNames)
 	st := r2.stats(t)

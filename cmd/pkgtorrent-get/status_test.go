@@ -4,24 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// run runs pkgtorrent-get on this host with args and returns its stdout.
-func (h host) run(args ...string) string {
-	h.t.Helper()
-	get, _ := buildBinaries(h.t)
-	cmd := exec.Command(get, append([]string{"--config", "/dev/null", "--state-dir", h.state}, args...)...)
-	cmd.Env = cleanEnv()
-	out, err := cmd.Output()
-	if err != nil {
-		h.t.Fatalf("pkgtorrent-get %s: %v", strings.Join(args, " "), err)
-	}
-	return string(out)
-}
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
+)
 
 // metricValue returns the value of an unlabelled series in a Prometheus
 // text exposition.
@@ -47,14 +35,14 @@ func TestStatusAndMetrics(t *testing.T) {
 	makeTree(t, root, 7, oddSizes)
 	batchNames := names(oddSizes, "os/Packages/")
 	svc := startService(t, root)
-	first, second := newHost(t), newHost(t)
+	first, second := e2e.NewHost(t), e2e.NewHost(t)
 	d1, d2 := t.TempDir(), t.TempDir()
-	if r := first.get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.code != 0 {
-		t.Fatalf("first client: %s", r.stderr)
+	if r := first.Get(batchList(t, svc, root, d1, batchNames), "--service", svc.url, "--batch", "-"); r.Code != 0 {
+		t.Fatalf("first client: %s", r.Stderr)
 	}
-	r := second.get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--batch", "-", "--metrics-listen", "127.0.0.1:0", "--peer-grace", "1m")
-	if r.code != 0 {
-		t.Fatalf("second client: %s", r.stderr)
+	r := second.Get(batchList(t, svc, root, d2, batchNames), "--service", svc.url, "--batch", "-", "--metrics-listen", "127.0.0.1:0", "--peer-grace", "1m")
+	if r.Code != 0 {
+		t.Fatalf("second client: %s", r.Stderr)
 	}
 	var st struct {
 		Torrents   int     `json:"torrents"`
@@ -66,7 +54,7 @@ func TestStatusAndMetrics(t *testing.T) {
 		P2PShare   float64 `json:"p2p_share"`
 		MetricsURL string  `json:"metrics_url"`
 	}
-	out := second.run("status", "--json")
+	out := second.Output("status", "--json")
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
@@ -97,7 +85,7 @@ func TestStatusAndMetrics(t *testing.T) {
 
 	// The first host served the second: its upload shows in the text
 	// status and in the metrics read through the socket.
-	text = first.run("metrics")
+	text = first.Output("metrics")
 	up := metricValue(t, text, "pkgtorrent_agent_bytes_uploaded_total")
 	if up == 0 {
 		t.Error("the first host uploaded nothing")
@@ -105,7 +93,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	if got := metricValue(t, text, "pkgtorrent_agent_bytes_from_webseeds_total"); got < float64(r.Bytes) {
 		t.Errorf("first host: %v bytes from webseeds, want the whole batch %d", got, r.Bytes)
 	}
-	human := first.run("status")
+	human := first.Output("status")
 	t.Logf("first host status:\n%s", human)
 	for _, w := range []string{"seeding", "uploaded:", "from peers", "peer-to-peer"} {
 		if !strings.Contains(human, w) {

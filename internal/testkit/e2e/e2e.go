@@ -72,6 +72,24 @@ type Result struct {
 // its summary when it exits 0.
 func (h *Host) Get(stdin string, args ...string) Result {
 	h.T.Helper()
+	r, stdout := h.run(stdin, args...)
+	if r.Code == 0 {
+		if err := json.Unmarshal(stdout, &r.Result); err != nil {
+			h.T.Fatalf("bad --json output %q: %v", stdout, err)
+		}
+	}
+	return r
+}
+
+// Run is Get without reading the summary (for commands such as stop).
+func (h *Host) Run(stdin string, args ...string) Result {
+	h.T.Helper()
+	r, _ := h.run(stdin, args...)
+	return r
+}
+
+func (h *Host) run(stdin string, args ...string) (Result, []byte) {
+	h.T.Helper()
 	get, _ := testkit.Binaries(h.T)
 	base := []string{"--config", os.DevNull, "--state-dir", h.State, "--peer-host", "127.0.0.1", "--seed-time", "2m", "--json"}
 	cmd := exec.Command(get, append(base, args...)...)
@@ -90,12 +108,7 @@ func (h *Host) Get(stdin string, args ...string) Result {
 	} else if err != nil {
 		h.T.Fatal(err)
 	}
-	if r.Code == 0 {
-		if err := json.Unmarshal(stdout.Bytes(), &r.Result); err != nil {
-			h.T.Fatalf("bad --json output %q: %v", stdout.String(), err)
-		}
-	}
-	return r
+	return r, stdout.Bytes()
 }
 
 // Stop stops the host's agent.
