@@ -242,8 +242,12 @@ func TestAttackAgentSocket(t *testing.T) {
 	if rep["type"] != "error" || !strings.Contains(rep["error"].(string), "longer than") {
 		t.Errorf("oversized request: %v", rep)
 	}
-	if hwm := procStatusKB(t, pid, "VmHWM:"); hwm > 200<<10 {
+	// The race detector multiplies a binary's memory: the bound holds
+	// for the binaries users run.
+	if hwm := procStatusKB(t, pid, "VmHWM:"); hwm > 200<<10 && !testkit.Race {
 		t.Errorf("agent peak RSS %d kB after an oversized request", hwm)
+	} else {
+		t.Logf("agent peak RSS %d kB after an oversized request (race detector: %v)", hwm, testkit.Race)
 	}
 	// What the service vouches for, a group member may fetch.
 	if rep := member(requestLine(t, control.Request{Op: "fetch", Torrent: genuine})); rep["type"] != "done" {
