@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	ametainfo "github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // Layout finds every file of a batch built by Info at its first piece, with
@@ -15,7 +17,7 @@ func TestLayout(t *testing.T) {
 	sizes := []int64{1, PieceLength, 3*PieceLength + 5, 700}
 	var files []File
 	for i, n := range sizes {
-		h, err := HashReader(bytes.NewReader(randBytes(n, uint64(i))), n)
+		h, err := HashReader(bytes.NewReader(testkit.RandBytes(n, uint64(i))), n)
 		if err != nil {
 			t.Fatal(err)
 		}

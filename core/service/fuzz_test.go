@@ -13,6 +13,7 @@ import (
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // fuzzService is a service over a small tree with a symlink leaving it and
@@ -22,7 +23,7 @@ func fuzzService(f *testing.F) (*Service, []byte) {
 	dir := f.TempDir()
 	root := filepath.Join(dir, "root")
 	for p, data := range map[string][]byte{
-		"a/x.rpm": []byte("xxxx"), "b.rpm": randBytes(pl+5, 1), "c d+e.rpm": []byte("c"), "empty": nil,
+		"a/x.rpm": []byte("xxxx"), "b.rpm": testkit.RandBytes(pl+5, 1), "c d+e.rpm": []byte("c"), "empty": nil,
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
 			f.Fatal(err)

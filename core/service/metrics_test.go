@@ -1,13 +1,14 @@
 package service
 
 import (
-	"github.com/pkgtorrent/pkgtorrent/core/api"
-
 	"bufio"
 	"bytes"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pkgtorrent/pkgtorrent/core/api"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // scrapeMetrics reads the service's Prometheus text exposition into a map
@@ -36,7 +37,7 @@ func scrapeMetrics(t *testing.T, base string) map[string]float64 {
 }
 
 func TestMetrics(t *testing.T) {
-	a, b := randBytes(2*pl+3, 1), randBytes(pl/2, 2)
+	a, b := testkit.RandBytes(2*pl+3, 1), testkit.RandBytes(pl/2, 2)
 	// A repository file named "metrics" at the root stays a file: the
 	// metrics live under the API prefix.
 	root := writeTree(t, map[string][]byte{"pkgs/a.rpm": a, "pkgs/b.rpm": b, "metrics": []byte("a file")})
