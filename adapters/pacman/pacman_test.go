@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 var pacmanTools = []string{"pacman", "pacman-conf", "repo-add", "bsdtar", "bash"}
@@ -124,7 +124,7 @@ func TestServiceMirrorlist(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("POST torrent: %d %s", resp.StatusCode, tb.String())
 	}
-	_, _, mirrors, err := pmeta.Parse(tb.Bytes())
+	_, _, mirrors, err := torrentfile.Parse(tb.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
@@ -64,7 +64,7 @@ func batchTorrent(t *testing.T, svc service, names []string) []byte {
 // length, pads included.
 func torrentFiles(t *testing.T, tb []byte) (name string, paths [][]string, lengths []int64, ih string) {
 	t.Helper()
-	mi, info, _, err := pmeta.Parse(tb)
+	mi, info, _, err := torrentfile.Parse(tb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestInteropAria2cDownloads(t *testing.T) {
 	var pads, padFiles int
 	for i, p := range paths {
 		got := filepath.Join(append([]string{out}, p...)...)
-		if p[1] == pmeta.PadDir {
+		if p[1] == torrentfile.PadDir {
 			pads++
 			if fi, err := os.Stat(got); err == nil && fi.Size() == lengths[i] {
 				padFiles++
@@ -242,7 +242,7 @@ func TestInteropFromTransmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		data := make([]byte, lengths[i])
-		if p[1] != pmeta.PadDir {
+		if p[1] != torrentfile.PadDir {
 			var err error
 			if data, err = os.ReadFile(filepath.Join(root, strings.Join(p[1:], "/"))); err != nil {
 				t.Fatal(err)
@@ -394,7 +394,7 @@ func TestOpentrackerBurst(t *testing.T) {
 		trackerURL = fmt.Sprintf("http://127.0.0.1:%d/", port)
 		svc = startService(t, root, "--tracker", trackerURL+"announce", "--origin-rate-limit", fmt.Sprint(total/4))
 		tb = batchTorrent(t, svc, batchNames)
-		mi, _, _, err := pmeta.Parse(tb)
+		mi, _, _, err := torrentfile.Parse(tb)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
@@ -33,11 +33,11 @@ func TestReplicasOneSwarm(t *testing.T) {
 		r1 = startService(t, root, "--tracker", trackerURL+"announce")
 		r2, p2 = proxiedService(t, root, "--tracker", trackerURL+"announce")
 		tb1, tb2 := batchTorrent(t, r1, batchNames), batchTorrent(t, r2, batchNames)
-		mi1, _, _, err := pmeta.Parse(tb1)
+		mi1, _, _, err := torrentfile.Parse(tb1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mi2, _, _, err := pmeta.Parse(tb2)
+		mi2, _, _, err := torrentfile.Parse(tb2)
 		if err != nil {
 			t.Fatal(err)
 		}

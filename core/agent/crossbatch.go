@@ -17,7 +17,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
@@ -145,14 +145,14 @@ func (a *Agent) lookupAndAdopt(ih metainfo.Hash) error {
 	if err != nil {
 		return fmt.Errorf("asking the service: %w", err)
 	}
-	mi, info, mirrors, err := pmeta.Parse(b)
+	mi, info, mirrors, err := torrentfile.Parse(b)
 	if err != nil {
 		return err
 	}
 	if mi.HashInfoBytes() != ih {
 		return errors.New("the service answered with another torrent")
 	}
-	spans, err := pmeta.Layout(info)
+	spans, err := torrentfile.Layout(info)
 	if err != nil {
 		return err
 	}

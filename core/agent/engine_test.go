@@ -20,8 +20,8 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/store"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // Tests of the engine patches the agent relies on (third_party/torrent),
@@ -259,10 +259,10 @@ func TestPadsStayOffTheWire(t *testing.T) {
 }
 
 func padsStayOffTheWire(t *testing.T, chunkSize int) {
-	sizes := []int{40000, 3*pmeta.PieceLength + 1, 10, pmeta.PieceLength, 70001, 5000}
+	sizes := []int{40000, 3*torrentfile.PieceLength + 1, 10, torrentfile.PieceLength, 70001, 5000}
 	seedDir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))
-	var files []pmeta.File
+	var files []torrentfile.File
 	var want []byte
 	var pads [][2]int64 // torrent offsets [begin, end) of the pad files
 	payload := 0
@@ -278,18 +278,18 @@ func padsStayOffTheWire(t *testing.T, chunkSize int) {
 		if err := os.WriteFile(filepath.Join(seedDir, "t", p), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		h, err := pmeta.HashReader(bytes.NewReader(data), int64(n))
+		h, err := torrentfile.HashReader(bytes.NewReader(data), int64(n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, pmeta.File{Path: p, Hashes: h})
+		files = append(files, torrentfile.File{Path: p, Hashes: h})
 		want = append(want, data...)
 		payload += n
-		if pad := pmeta.PadLength(int64(n)); pad != 0 && i < len(sizes)-1 {
+		if pad := torrentfile.PadLength(int64(n)); pad != 0 && i < len(sizes)-1 {
 			pads = append(pads, [2]int64{int64(len(want)), int64(len(want)) + pad})
 			want = append(want, make([]byte, pad)...)
 			// The seeder uses stock file storage: its pad files are on disk.
-			pp := filepath.Join(append([]string{seedDir, "t"}, pmeta.PadPath(pad)...)...)
+			pp := filepath.Join(append([]string{seedDir, "t"}, torrentfile.PadPath(pad)...)...)
 			if err := os.MkdirAll(filepath.Dir(pp), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -298,7 +298,7 @@ func padsStayOffTheWire(t *testing.T, chunkSize int) {
 			}
 		}
 	}
-	info, err := pmeta.Info("t", files)
+	info, err := torrentfile.Info("t", files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func padsStayOffTheWire(t *testing.T, chunkSize int) {
 	}
 	mu.Lock()
 	for _, r := range sent {
-		off := int64(r.Index)*pmeta.PieceLength + int64(r.Begin)
+		off := int64(r.Index)*torrentfile.PieceLength + int64(r.Begin)
 		for _, p := range pads {
 			if off < p[1] && off+int64(r.Length) > p[0] {
 				t.Errorf("request %v (bytes %d-%d) asks for pad bytes %d-%d", r, off, off+int64(r.Length), p[0], p[1])

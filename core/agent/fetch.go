@@ -11,7 +11,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 func (a *Agent) busy(delta int) {
@@ -24,7 +24,7 @@ func (a *Agent) busy(delta int) {
 func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, send func(control.Reply) error) error {
 	a.busy(1)
 	defer a.busy(-1)
-	mi, info, mirrors, err := pmeta.Parse(req.Torrent)
+	mi, info, mirrors, err := torrentfile.Parse(req.Torrent)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []str
 	t.SetOnWriteChunkError(func(err error) { a.storageFailed(e, err) })
 	<-t.GotInfo()
 	for _, f := range t.Files() {
-		if !pmeta.IsPad(f.FileInfo()) {
+		if !torrentfile.IsPad(f.FileInfo()) {
 			e.files = append(e.files, f)
 			e.payload += f.Length()
 		}

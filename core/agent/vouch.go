@@ -16,7 +16,7 @@ import (
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 const (
@@ -43,7 +43,7 @@ func (a *Agent) vouch(ctx context.Context, req control.Request, info *metainfo.I
 			return fmt.Errorf("mirror %s is not one of the agent's configured mirrors", m)
 		}
 	}
-	spans, err := pmeta.Layout(info)
+	spans, err := torrentfile.Layout(info)
 	if err != nil {
 		return fmt.Errorf("torrent: %w", err)
 	}

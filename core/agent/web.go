@@ -9,7 +9,7 @@ import (
 
 	"github.com/anacrolix/torrent/webseed"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // padQuery marks a webseed request for a BEP 47 padding file. Escaped
@@ -29,7 +29,7 @@ func mirrorPath(comps []string) string {
 }
 
 func padMark(comps []string) string {
-	if _, ok := pmeta.ParsePadPath(strings.Join(comps, "/")); ok {
+	if _, ok := torrentfile.ParsePadPath(strings.Join(comps, "/")); ok {
 		return "?" + padQuery
 	}
 	return ""
@@ -44,11 +44,11 @@ func (p padTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.RawQuery != padQuery {
 		return p.next.RoundTrip(req)
 	}
-	i := strings.LastIndex(req.URL.Path, "/"+pmeta.PadDir+"/")
+	i := strings.LastIndex(req.URL.Path, "/"+torrentfile.PadDir+"/")
 	if i < 0 {
 		return nil, fmt.Errorf("pad request %q has no pad path", req.URL)
 	}
-	n, ok := pmeta.ParsePadPath(req.URL.Path[i+1:])
+	n, ok := torrentfile.ParsePadPath(req.URL.Path[i+1:])
 	if !ok {
 		return nil, fmt.Errorf("pad request %q has no pad path", req.URL)
 	}
@@ -68,6 +68,6 @@ func (p padTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Status: http.StatusText(status), StatusCode: status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: length, Request: req,
-		Body: io.NopCloser(io.LimitReader(pmeta.Zeros{}, length)),
+		Body: io.NopCloser(io.LimitReader(torrentfile.Zeros{}, length)),
 	}, nil
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/service"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // startService serves a tree of files on 127.0.0.1 until the test ends.
@@ -80,11 +80,11 @@ func TestTorrent(t *testing.T) {
 	if got := rec.take(); got != "GET 412, POST 200" {
 		t.Errorf("first Torrent sent %s, want GET 412, POST 200", got)
 	}
-	_, info, _, err := metainfo.Parse(built)
+	_, info, _, err := torrentfile.Parse(built)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spans, err := metainfo.Layout(info)
+	spans, err := torrentfile.Layout(info)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // Config configures a benchmark run. Zero fields take the defaults of
@@ -414,7 +414,7 @@ func (r *run) reportConfig() ReportConfig {
 	canon, _ := batch.Canonical(r.rels)
 	var pad int64
 	for _, rel := range canon[:len(canon)-1] {
-		pad += metainfo.PadLength(size[rel])
+		pad += torrentfile.PadLength(size[rel])
 	}
 	slices.Sort(sizes)
 	c := r.cfg

@@ -23,8 +23,8 @@ import (
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // Config configures a fetch.
@@ -321,11 +321,11 @@ func probeDirs(outs map[string]bool) error {
 // expectations checks that the torrent holds exactly the batch, in canonical
 // order, and returns what each file must match.
 func expectations(tb []byte, rels []string) (map[string]expect, error) {
-	_, info, _, err := pmeta.Parse(tb)
+	_, info, _, err := torrentfile.Parse(tb)
 	if err != nil {
 		return nil, err
 	}
-	spans, err := pmeta.Layout(info)
+	spans, err := torrentfile.Layout(info)
 	if err != nil {
 		return nil, err
 	}

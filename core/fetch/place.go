@@ -15,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // expect is what a placed file must match.
@@ -146,7 +146,7 @@ func check(r io.Reader, want expect) error {
 	if want.sha256 != nil {
 		h256 = sha256.New()
 	}
-	buf := make([]byte, pmeta.PieceLength)
+	buf := make([]byte, torrentfile.PieceLength)
 	var size int64
 	for i := 0; i < len(want.pieces)/20; i++ {
 		n, err := io.ReadFull(r, buf)

@@ -11,17 +11,17 @@ import (
 	"syscall"
 	"testing"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
-const pl = pmeta.PieceLength
+const pl = torrentfile.PieceLength
 
 // expectFor returns what the torrent would say about data: padded piece
 // hashes, or with the unpadded tail when the file is last in its torrent.
 func expectFor(t *testing.T, data []byte, tail bool) expect {
 	t.Helper()
-	h, err := pmeta.HashReader(bytes.NewReader(data), int64(len(data)))
+	h, err := torrentfile.HashReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"syscall"
 
 	"github.com/pkgtorrent/pkgtorrent/core/internal/flight"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // bufSize is the read buffer used while hashing.
@@ -97,7 +97,7 @@ type identity struct {
 type entry struct {
 	key    string
 	id     identity
-	hashes metainfo.Hashes
+	hashes torrentfile.Hashes
 	cost   int64
 }
 
@@ -132,16 +132,16 @@ func (c *Cache) Bytes() int64 {
 
 // lookup returns the cached hashes of key if its entry has identity id,
 // marking the entry as recently used.
-func (c *Cache) lookup(key string, id identity) (metainfo.Hashes, bool) {
+func (c *Cache) lookup(key string, id identity) (torrentfile.Hashes, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[key]
 	if !ok {
-		return metainfo.Hashes{}, false
+		return torrentfile.Hashes{}, false
 	}
 	e := el.Value.(*entry)
 	if e.id != id {
-		return metainfo.Hashes{}, false
+		return torrentfile.Hashes{}, false
 	}
 	c.lru.MoveToFront(el)
 	return e.hashes, true
@@ -150,7 +150,7 @@ func (c *Cache) lookup(key string, id identity) (metainfo.Hashes, bool) {
 // store caches h as the hashes of key at identity id, replacing any older
 // entry for key, and evicts the least recently used entries beyond
 // MaxBytes. An entry larger than MaxBytes on its own is not kept.
-func (c *Cache) store(key string, id identity, h metainfo.Hashes) {
+func (c *Cache) store(key string, id identity, h torrentfile.Hashes) {
 	e := &entry{key: key, id: id, hashes: h, cost: int64(len(key)+len(h.Pieces)) + entryOverhead}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -184,9 +184,9 @@ func (c *Cache) remove(el *list.Element) {
 //
 // Hashing stops with ctx's error once ctx is done, unless other callers
 // still wait for the same file (see HashesIn).
-func (c *Cache) Hashes(ctx context.Context, absPath string) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) Hashes(ctx context.Context, absPath string) (torrentfile.Hashes, os.FileInfo, error) {
 	if !filepath.IsAbs(absPath) {
-		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %q: path is not absolute", absPath)
+		return torrentfile.Hashes{}, nil, fmt.Errorf("hashing %q: path is not absolute", absPath)
 	}
 	return c.hashes(ctx, absPath,
 		func() (os.FileInfo, error) { return os.Stat(absPath) },
@@ -200,14 +200,14 @@ func (c *Cache) Hashes(ctx context.Context, absPath string) (metainfo.Hashes, os
 // Concurrent calls for the same version of a file share one hashing, which
 // goes on while any of them waits; once all their contexts are done it
 // stops, and nothing is cached for that file.
-func (c *Cache) HashesIn(ctx context.Context, root *os.Root, name string) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) HashesIn(ctx context.Context, root *os.Root, name string) (torrentfile.Hashes, os.FileInfo, error) {
 	key := filepath.Join(root.Name(), filepath.FromSlash(name))
 	return c.hashes(ctx, key,
 		func() (os.FileInfo, error) { return root.Stat(name) },
 		func() (*os.File, error) { return root.Open(name) })
 }
 
-func (c *Cache) hashes(ctx context.Context, key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) hashes(ctx context.Context, key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (torrentfile.Hashes, os.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
 		h, fi, err := c.try(ctx, key, stat, open)
 		if errors.Is(err, ErrChanged) && attempt < maxAttempts && ctx.Err() == nil {
@@ -218,20 +218,20 @@ func (c *Cache) hashes(ctx context.Context, key string, stat func() (os.FileInfo
 }
 
 type result struct {
-	hashes metainfo.Hashes
+	hashes torrentfile.Hashes
 	info   os.FileInfo
 }
 
-func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (metainfo.Hashes, os.FileInfo, error) {
+func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (torrentfile.Hashes, os.FileInfo, error) {
 	// The file's identity alone answers a cached entry, without opening
 	// the file; and a file that is not regular is never opened (a FIFO
 	// could block).
 	sfi, err := stat()
 	if err != nil {
-		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
+		return torrentfile.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
 	}
 	if !sfi.Mode().IsRegular() {
-		return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: not a regular file", key)
+		return torrentfile.Hashes{}, nil, fmt.Errorf("hashing %s: not a regular file", key)
 	}
 	id := identityOf(sfi)
 	if h, ok := c.lookup(key, id); ok {
@@ -271,33 +271,33 @@ func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, e
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return metainfo.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
+			return torrentfile.Hashes{}, nil, fmt.Errorf("hashing %s: %w", key, err)
 		}
-		return metainfo.Hashes{}, nil, err
+		return torrentfile.Hashes{}, nil, err
 	}
 	return r.hashes, r.info, nil
 }
 
-func (c *Cache) hashFile(ctx context.Context, key string, f *os.File, fi os.FileInfo) (metainfo.Hashes, error) {
+func (c *Cache) hashFile(ctx context.Context, key string, f *os.File, fi os.FileInfo) (torrentfile.Hashes, error) {
 	br := getReader()
 	br.Reset(&countingReader{ctx: ctx, r: f, n: &c.BytesRead})
-	h, err := metainfo.HashReader(br, fi.Size())
+	h, err := torrentfile.HashReader(br, fi.Size())
 	putReader(br)
 	if ctx.Err() != nil {
-		return metainfo.Hashes{}, fmt.Errorf("hashing %s: stopped: %w", key, context.Cause(ctx))
+		return torrentfile.Hashes{}, fmt.Errorf("hashing %s: stopped: %w", key, context.Cause(ctx))
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w (shrank)", key, ErrChanged)
+		return torrentfile.Hashes{}, fmt.Errorf("hashing %s: %w (shrank)", key, ErrChanged)
 	}
 	if err != nil {
-		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
+		return torrentfile.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
 	}
 	after, err := f.Stat()
 	if err != nil {
-		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
+		return torrentfile.Hashes{}, fmt.Errorf("hashing %s: %w", key, err)
 	}
 	if identityOf(after) != identityOf(fi) {
-		return metainfo.Hashes{}, fmt.Errorf("hashing %s: %w", key, ErrChanged)
+		return torrentfile.Hashes{}, fmt.Errorf("hashing %s: %w", key, ErrChanged)
 	}
 	return h, nil
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
@@ -26,7 +26,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 func TestMatchesHashReader(t *testing.T) {
 	dir := t.TempDir()
 	var c Cache
-	const pl = metainfo.PieceLength
+	const pl = torrentfile.PieceLength
 	for i, size := range []int64{0, 1, pl - 1, pl, pl + 1, 3*pl + 5} {
 		data := testkit.RandBytes(size, uint64(i))
 		p := filepath.Join(dir, "f")
@@ -39,7 +39,7 @@ func TestMatchesHashReader(t *testing.T) {
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
-		want, err := metainfo.HashReader(bytes.NewReader(data), size)
+		want, err := torrentfile.HashReader(bytes.NewReader(data), size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestChangeInvalidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := metainfo.HashReader(bytes.NewReader(data2), int64(len(data2)))
+	want, _ := torrentfile.HashReader(bytes.NewReader(data2), int64(len(data2)))
 	if !reflect.DeepEqual(h, want) {
 		t.Error("mtime change: stale hashes returned")
 	}
@@ -118,7 +118,7 @@ func TestChangeInvalidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ = metainfo.HashReader(bytes.NewReader(data3), int64(len(data3)))
+	want, _ = torrentfile.HashReader(bytes.NewReader(data3), int64(len(data3)))
 	if !reflect.DeepEqual(h, want) {
 		t.Error("size change: stale hashes returned")
 	}
@@ -180,7 +180,7 @@ func TestHashesInStaysInsideRoot(t *testing.T) {
 
 func TestBoundedLRU(t *testing.T) {
 	dir := t.TempDir()
-	const size = 20 * metainfo.PieceLength // 400 bytes of piece hashes
+	const size = 20 * torrentfile.PieceLength // 400 bytes of piece hashes
 	var paths []string
 	for i := range 10 {
 		p := filepath.Join(dir, fmt.Sprintf("f%d", i))

@@ -12,7 +12,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
@@ -98,7 +98,7 @@ func FuzzBatchRequest(f *testing.F) {
 		if d, _ := batch.Digest(canon); d != digest {
 			t.Fatalf("200 for digest %s of files with digest %s", digest, d)
 		}
-		_, info, _, err := metainfo.Parse(w.Body.Bytes())
+		_, info, _, err := torrentfile.Parse(w.Body.Bytes())
 		if err != nil {
 			t.Fatalf("200 with a torrent that does not parse: %v", err)
 		}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // chunkSize is the most bytes one write to a client waits for from the
@@ -254,7 +254,7 @@ func (s *Service) serveWebseed(w http.ResponseWriter, r *http.Request, rest stri
 	if !ok || name == "" {
 		return errorf(http.StatusBadRequest, "webseed path %q is not <torrent name>/<file path>", rest)
 	}
-	n, ok := metainfo.ParsePadPath(p)
+	n, ok := torrentfile.ParsePadPath(p)
 	if !ok {
 		return s.serveFile(w, r, p, true)
 	}

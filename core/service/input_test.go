@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // Every form of path traversal, on every path that names a file: the plain
@@ -121,7 +121,7 @@ func TestHundredThousandFiles(t *testing.T) {
 	if r.code != 200 {
 		t.Fatalf("100000 files: %d %s", r.code, r.body)
 	}
-	_, info, _, err := metainfo.Parse(r.body)
+	_, info, _, err := torrentfile.Parse(r.body)
 	if err != nil {
 		t.Fatal(err)
 	}

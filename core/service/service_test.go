@@ -17,11 +17,11 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
-const pl = metainfo.PieceLength
+const pl = torrentfile.PieceLength
 
 // writeTree writes files (path → content) under a new directory.
 func writeTree(t *testing.T, files map[string][]byte) string {
@@ -238,7 +238,7 @@ func sizedTree(t *testing.T) (string, []string) {
 // under root.
 func verify(t *testing.T, root string, torrent []byte, wantFiles []string) {
 	t.Helper()
-	_, info, _, err := metainfo.Parse(torrent)
+	_, info, _, err := torrentfile.Parse(torrent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func verify(t *testing.T, root string, torrent []byte, wantFiles []string) {
 	for i, f := range info.Files {
 		p := strings.Join(f.Path, "/")
 		if f.Attr == "p" {
-			if n, ok := metainfo.ParsePadPath(p); !ok || n != f.Length {
+			if n, ok := torrentfile.ParsePadPath(p); !ok || n != f.Length {
 				t.Errorf("pad file %q has length %d", p, f.Length)
 			}
 			stream = append(stream, make([]byte, f.Length)...)
@@ -266,7 +266,7 @@ func verify(t *testing.T, root string, torrent []byte, wantFiles []string) {
 		}
 		stream = append(stream, data...)
 		last := i == len(info.Files)-1
-		pad := metainfo.PadLength(f.Length)
+		pad := torrentfile.PadLength(f.Length)
 		if !last && pad != 0 {
 			next := info.Files[i+1]
 			if next.Attr != "p" || next.Length != pad {
@@ -308,7 +308,7 @@ func TestBuildDeterministic(t *testing.T) {
 	}
 	verify(t, root, r.body, canon)
 
-	mi, info, mirrors, err := metainfo.Parse(r.body)
+	mi, info, mirrors, err := torrentfile.Parse(r.body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestBuildDeterministic(t *testing.T) {
 	if len(mirrors) != 1 || mirrors[0] != "http://other.example/fedora/" {
 		t.Errorf("mirrors %q", mirrors)
 	}
-	if info.Name != metainfo.Name(digest(t, names)) {
+	if info.Name != torrentfile.Name(digest(t, names)) {
 		t.Errorf("name %q", info.Name)
 	}
 	st := s1.Stats()
@@ -516,7 +516,7 @@ func TestTrackerEndpoints(t *testing.T) {
 	_, ext := start(t, Config{Root: root, Trackers: []string{"http://tracker.example/announce"}})
 	checkJSONError(t, "no embedded tracker", do(t, "GET", api.AnnounceURL(ext), "", nil), 404, "announce")
 	p := post(t, ext, []string{"f"})
-	mi, _, _, err := metainfo.Parse(p.body)
+	mi, _, _, err := torrentfile.Parse(p.body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
-	"github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // maxStoredBytes bounds the torrent bytes kept in memory; the oldest
@@ -271,7 +271,7 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	if public == "" {
 		return nil, errors.New("the service's public URL is not known before it listens")
 	}
-	mf := make([]metainfo.File, len(files))
+	mf := make([]torrentfile.File, len(files))
 	infos := make([]os.FileInfo, len(files))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(hashWorkers)
@@ -289,7 +289,7 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 				}
 				return errorf(http.StatusBadRequest, "file %q cannot be hashed: %v", rel, err)
 			}
-			mf[i] = metainfo.File{Path: rel, Hashes: h}
+			mf[i] = torrentfile.File{Path: rel, Hashes: h}
 			infos[i] = fi
 			return nil
 		})
@@ -304,7 +304,7 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	if len(announce) == 0 {
 		announce = []string{api.AnnounceURL(public)}
 	}
-	t, err := metainfo.Build(metainfo.Name(digest), mf, metainfo.Options{
+	t, err := torrentfile.Build(torrentfile.Name(digest), mf, torrentfile.Options{
 		Announce: announce,
 		WebSeeds: []string{api.WebseedURL(public)},
 		Mirrors:  s.cfg.Mirrors,
@@ -312,7 +312,7 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	if err != nil {
 		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
 	}
-	mi, _, _, err := metainfo.Parse(t)
+	mi, _, _, err := torrentfile.Parse(t)
 	if err != nil {
 		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
 	}
@@ -395,7 +395,7 @@ func (s *Service) serveInfohash(w http.ResponseWriter, r *http.Request, ihHex st
 	if err != nil {
 		return err
 	}
-	if mi, _, _, err := metainfo.Parse(t); err != nil || mi.HashInfoBytes() != ih {
+	if mi, _, _, err := torrentfile.Parse(t); err != nil || mi.HashInfoBytes() != ih {
 		return errorf(http.StatusNotFound, "the batch of info hash %s has changed since", ihHex)
 	}
 	w.Header().Set("Content-Type", "application/x-bittorrent")

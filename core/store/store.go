@@ -1,6 +1,6 @@
 // Package store is the agent's piece storage for batch torrents.
 //
-// Batch torrents pad every file to a piece boundary (see core/metainfo), so
+// Batch torrents pad every file to a piece boundary (see core/torrentfile), so
 // every piece holds bytes of exactly one file followed by zeros. The store
 // keeps one data file per distinct file content, named by a content key
 // derived from the file's size and piece hashes: two batches that share a
@@ -30,7 +30,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 )
 
 // Store holds data files under one directory.
@@ -63,7 +63,7 @@ func (s *Store) OnComplete(f func(key string, piece int)) { s.onComplete.Store(&
 
 // Holds reports whether the store has data for the file content of sp:
 // open by a torrent now, or on disk from before.
-func (s *Store) Holds(sp pmeta.Span) bool {
+func (s *Store) Holds(sp torrentfile.Span) bool {
 	key := ContentKey(sp.Length, sp.Hashes, sp.Unpadded)
 	s.mu.Lock()
 	df := s.files[key]
@@ -150,7 +150,7 @@ func (s *Store) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.H
 // Layout maps a batch torrent's pieces onto the store's data files and takes
 // a reference on each; Close releases them.
 func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
-	spans, err := pmeta.Layout(info)
+	spans, err := torrentfile.Layout(info)
 	if err != nil {
 		return nil, err
 	}
@@ -266,8 +266,8 @@ type piece struct {
 
 // span returns the file offset and length of the piece's file data.
 func (p *piece) span() (int64, int64) {
-	off := int64(p.idx) * pmeta.PieceLength
-	return off, min(pmeta.PieceLength, p.df.size-off)
+	off := int64(p.idx) * torrentfile.PieceLength
+	return off, min(torrentfile.PieceLength, p.df.size-off)
 }
 
 func (p *piece) ReadAt(b []byte, off int64) (int, error) {
@@ -412,7 +412,7 @@ func (df *dataFile) completion(idx int) storage.Completion {
 		// forget what we knew and let the engine hash it again.
 		df.complete = nil
 	}
-	if st.size < int64(idx)*pmeta.PieceLength+1 {
+	if st.size < int64(idx)*torrentfile.PieceLength+1 {
 		return storage.Completion{Ok: true, Complete: false}
 	}
 	return storage.Completion{Ok: false}

@@ -15,11 +15,11 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 
-	pmeta "github.com/pkgtorrent/pkgtorrent/core/metainfo"
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
-const pl = pmeta.PieceLength
+const pl = torrentfile.PieceLength
 
 type tfile struct {
 	path string
@@ -41,23 +41,23 @@ type batch struct {
 
 func newBatch(t *testing.T, files ...tfile) *batch {
 	t.Helper()
-	var pf []pmeta.File
+	var pf []torrentfile.File
 	b := &batch{files: files}
 	for i, f := range files {
-		h, err := pmeta.HashReader(bytes.NewReader(f.data), int64(len(f.data)))
+		h, err := torrentfile.HashReader(bytes.NewReader(f.data), int64(len(f.data)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		pf = append(pf, pmeta.File{Path: f.path, Hashes: h})
+		pf = append(pf, torrentfile.File{Path: f.path, Hashes: h})
 		b.stream = append(b.stream, f.data...)
 		b.clean = append(b.clean, f.data...)
 		if i < len(files)-1 {
-			pad := pmeta.PadLength(int64(len(f.data)))
+			pad := torrentfile.PadLength(int64(len(f.data)))
 			b.stream = append(b.stream, bytes.Repeat([]byte{0xA5}, int(pad))...)
 			b.clean = append(b.clean, make([]byte, pad)...)
 		}
 	}
-	info, err := pmeta.Info("test", pf)
+	info, err := torrentfile.Info("test", pf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func TestSharedFiles(t *testing.T) {
 	tib := open(t, s, b)
 	a.writeAll(t, tia)
 	for i, c := range completions(b, tib) {
-		wantComplete := i < pmeta.NumPieces(int64(len(shared.data)))
+		wantComplete := i < torrentfile.NumPieces(int64(len(shared.data)))
 		if !c.Ok || c.Complete != wantComplete {
 			t.Errorf("b piece %d: %+v, want Ok, Complete=%v", i, c, wantComplete)
 		}
@@ -495,8 +495,8 @@ func TestCraftedTailNotShared(t *testing.T) {
 	crafted := newBatch(t, x, file("pkgs/z.rpm", 10, 22))
 	info := *crafted.info
 	info.Pieces = slices.Clone(info.Pieces)
-	first := pmeta.NumPieces(300)
-	n := pmeta.NumPieces(int64(len(x.data)))
+	first := torrentfile.NumPieces(300)
+	n := torrentfile.NumPieces(int64(len(x.data)))
 	copy(info.Pieces[:n*20], a.info.Pieces[first*20:(first+n)*20])
 	crafted.info = &info
 	if pa, pc := a.dataPath(t, s, x.path), crafted.dataPath(t, s, x.path); pa == pc {

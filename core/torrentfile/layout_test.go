@@ -1,11 +1,11 @@
-package metainfo
+package torrentfile
 
 import (
 	"bytes"
 	"slices"
 	"testing"
 
-	ametainfo "github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
@@ -48,7 +48,7 @@ func TestLayout(t *testing.T) {
 	}
 	bad := *info
 	bad.Files = slices.Clone(info.Files)
-	bad.Files[1] = ametainfo.FileInfo{Length: 3, Path: bad.Files[1].Path, ExtendedFileAttrs: ametainfo.ExtendedFileAttrs{Attr: "p"}}
+	bad.Files[1] = metainfo.FileInfo{Length: 3, Path: bad.Files[1].Path, ExtendedFileAttrs: metainfo.ExtendedFileAttrs{Attr: "p"}}
 	if _, err := Layout(&bad); err == nil {
 		t.Error("a file off a piece boundary was accepted")
 	}

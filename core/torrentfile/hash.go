@@ -1,4 +1,4 @@
-package metainfo
+package torrentfile
 
 import (
 	"crypto/sha1"

@@ -1,4 +1,4 @@
-// Package metainfo builds pkgtorrent's deterministic batch torrents: the
+// Package torrentfile builds pkgtorrent's deterministic batch torrents: the
 // piece-length and padding rules, per-file piece hashes, and the bencoded
 // .torrent itself.
 //
@@ -6,7 +6,7 @@
 // piece boundary, so every file starts on a piece boundary and its piece hashes
 // do not depend on the batch it is in. Pad files are named ".pad/<length>" and
 // carry attr "p"; they are never stored, and webseeds answer them with zeros.
-package metainfo
+package torrentfile
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/anacrolix/torrent/bencode"
-	ametainfo "github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/metainfo"
 )
 
 // PieceLength is the fixed piece length of every batch torrent: 16 KiB.
@@ -97,28 +97,28 @@ type torrentFile struct {
 
 // Info returns the info dictionary for files, in the order given (callers
 // pass the canonical batch order).
-func Info(name string, files []File) (*ametainfo.Info, error) {
+func Info(name string, files []File) (*metainfo.Info, error) {
 	if len(files) == 0 {
 		return nil, errors.New("no files")
 	}
-	info := &ametainfo.Info{Name: name, PieceLength: PieceLength}
+	info := &metainfo.Info{Name: name, PieceLength: PieceLength}
 	var pieces []byte
 	for i, f := range files {
 		last := i == len(files)-1
 		if err := f.Hashes.check(); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Path, err)
 		}
-		info.Files = append(info.Files, ametainfo.FileInfo{Length: f.Hashes.Size, Path: strings.Split(f.Path, "/")})
+		info.Files = append(info.Files, metainfo.FileInfo{Length: f.Hashes.Size, Path: strings.Split(f.Path, "/")})
 		pieces = append(pieces, f.Hashes.Pieces...)
 		if pad := PadLength(f.Hashes.Size); pad != 0 {
 			if last {
 				// The last piece of the torrent ends with the file.
 				pieces = append(pieces[:len(pieces)-20], f.Hashes.Tail[:]...)
 			} else {
-				info.Files = append(info.Files, ametainfo.FileInfo{
+				info.Files = append(info.Files, metainfo.FileInfo{
 					Length:            pad,
 					Path:              PadPath(pad),
-					ExtendedFileAttrs: ametainfo.ExtendedFileAttrs{Attr: "p"},
+					ExtendedFileAttrs: metainfo.ExtendedFileAttrs{Attr: "p"},
 				})
 			}
 		}
@@ -152,8 +152,8 @@ func Build(name string, files []File, opts Options) ([]byte, error) {
 
 // Parse decodes a batch .torrent and returns the anacrolix metainfo, its
 // info, and the extra mirror bases.
-func Parse(data []byte) (*ametainfo.MetaInfo, *ametainfo.Info, []string, error) {
-	var mi ametainfo.MetaInfo
+func Parse(data []byte) (*metainfo.MetaInfo, *metainfo.Info, []string, error) {
+	var mi metainfo.MetaInfo
 	if err := bencode.Unmarshal(data, &mi); err != nil {
 		return nil, nil, nil, fmt.Errorf("decoding torrent: %w", err)
 	}

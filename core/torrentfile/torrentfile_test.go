@@ -1,4 +1,4 @@
-package metainfo
+package torrentfile
 
 import (
 	"bytes"
@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
-	ametainfo "github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/metainfo"
+
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
@@ -151,7 +152,7 @@ var testOpts = Options{
 // checkTorrent verifies a built torrent with anacrolix's own piece layout.
 func checkTorrent(t testing.TB, tb []byte, tfs []testFile, opts Options) {
 	t.Helper()
-	mi, err := ametainfo.Load(bytes.NewReader(tb))
+	mi, err := metainfo.Load(bytes.NewReader(tb))
 	if err != nil {
 		t.Fatalf("metainfo.Load: %v", err)
 	}
@@ -223,7 +224,7 @@ func checkTorrent(t testing.TB, tb []byte, tfs []testFile, opts Options) {
 			t.Errorf("piece %d: hash %x, want %x", i, h.Value, sum)
 		}
 	}
-	if gen, err := ametainfo.GeneratePieces(bytes.NewReader(stream), PieceLength, nil); err != nil || !bytes.Equal(gen, info.Pieces) {
+	if gen, err := metainfo.GeneratePieces(bytes.NewReader(stream), PieceLength, nil); err != nil || !bytes.Equal(gen, info.Pieces) {
 		t.Errorf("anacrolix GeneratePieces over the stream differs (%v)", err)
 	}
 
@@ -322,14 +323,14 @@ func TestBuildInfoHashDependsOnContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ma, _ := ametainfo.Load(bytes.NewReader(a))
-	mb, _ := ametainfo.Load(bytes.NewReader(b))
+	ma, _ := metainfo.Load(bytes.NewReader(a))
+	mb, _ := metainfo.Load(bytes.NewReader(b))
 	if ma.HashInfoBytes() == mb.HashInfoBytes() {
 		t.Error("different contents give the same info hash")
 	}
 	// Options are outside the info: same info hash.
 	c, _ := Build("n", fs, testOpts)
-	mc, _ := ametainfo.Load(bytes.NewReader(c))
+	mc, _ := metainfo.Load(bytes.NewReader(c))
 	if ma.HashInfoBytes() != mc.HashInfoBytes() {
 		t.Error("options changed the info hash")
 	}
@@ -356,12 +357,12 @@ func TestParseRejects(t *testing.T) {
 		t.Error("Parse of garbage succeeded")
 	}
 	// A single-file torrent with another piece length.
-	info := ametainfo.Info{Name: "x", PieceLength: 1 << 18, Length: 3, Pieces: make([]byte, 20)}
+	info := metainfo.Info{Name: "x", PieceLength: 1 << 18, Length: 3, Pieces: make([]byte, 20)}
 	ib, err := bencode.Marshal(info)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := bencode.Marshal(ametainfo.MetaInfo{InfoBytes: ib})
+	tb, err := bencode.Marshal(metainfo.MetaInfo{InfoBytes: ib})
 	if err != nil {
 		t.Fatal(err)
 	}

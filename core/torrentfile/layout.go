@@ -1,11 +1,11 @@
-package metainfo
+package torrentfile
 
 import (
 	"errors"
 	"fmt"
 	"strings"
 
-	ametainfo "github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/metainfo"
 )
 
 // Span is one file of a batch torrent (not a padding file) and where its
@@ -25,12 +25,12 @@ type Span struct {
 }
 
 // IsPad reports whether f is a BEP 47 padding file.
-func IsPad(f ametainfo.FileInfo) bool { return strings.Contains(f.Attr, "p") }
+func IsPad(f metainfo.FileInfo) bool { return strings.Contains(f.Attr, "p") }
 
 // Layout returns the files of a batch torrent's info (padding files left
 // out) in their order, each with its pieces. Every file must start on a
 // piece boundary and the info must hold every file's piece hashes.
-func Layout(info *ametainfo.Info) ([]Span, error) {
+func Layout(info *metainfo.Info) ([]Span, error) {
 	if info.PieceLength != PieceLength {
 		return nil, fmt.Errorf("piece length %d is not pkgtorrent's %d", info.PieceLength, PieceLength)
 	}
