@@ -260,16 +260,8 @@ func (s *Service) serveWebseed(w http.ResponseWriter, r *http.Request, rest stri
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	ew := s.egress(w, r.Context(), &s.padBytesSent)
-	http.ServeContent(ew, r, "", time.Time{}, io.NewSectionReader(zeros{}, 0, n))
+	http.ServeContent(ew, r, "", time.Time{}, io.NewSectionReader(torrentfile.Zeros{}, 0, n))
 	return nil
-}
-
-// zeros reads as an endless run of zero bytes.
-type zeros struct{}
-
-func (zeros) ReadAt(p []byte, off int64) (int, error) {
-	clear(p)
-	return len(p), nil
 }
 
 // egress wraps w so that the body goes out at most chunkSize bytes at a

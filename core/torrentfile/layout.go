@@ -71,3 +71,9 @@ func (Zeros) Read(b []byte) (int, error) {
 	clear(b)
 	return len(b), nil
 }
+
+// ReadAt fills b with zeros, wherever off is.
+func (Zeros) ReadAt(b []byte, off int64) (int, error) {
+	clear(b)
+	return len(b), nil
+}
