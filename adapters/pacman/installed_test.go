@@ -68,7 +68,7 @@ func (r *pacRoot) configureGet(svc string, extra ...string) string {
 		r.t.Fatalf("the shipped %s sets no state-dir:\n%s", conf, b)
 	}
 	s := stateDirLine.ReplaceAllString(string(b), fmt.Sprintf("state-dir = %q", r.state))
-	s += fmt.Sprintf("\nservice = %q\npeer-host = \"127.0.0.1\"\n", svc) + strings.Join(extra, "\n") + "\n"
+	s += fmt.Sprintf("\nservice = %q\npeer-host = \"127.0.0.1\"\npeer-grace = \"5s\"\n", svc) + strings.Join(extra, "\n") + "\n"
 	write(r.t, conf, []byte(s))
 	return conf
 }

@@ -18,9 +18,11 @@ import (
 
 var pacmanTools = []string{"pacman", "pacman-conf", "repo-add", "bsdtar", "bash"}
 
-// getConf is a root's pkgtorrent.conf for a service URL.
+// getConf is a root's pkgtorrent.conf for a service URL. A generous peer
+// grace: on a loaded test machine (the race detector, CI) connecting to the
+// seeding peer can take longer than the 1 s default.
 func getConf(svc string, extra ...string) string {
-	return fmt.Sprintf("service = %q\nstate-dir = \"@STATE@\"\npeer-host = \"127.0.0.1\"\nseed-time = \"2m\"\n", svc) +
+	return fmt.Sprintf("service = %q\nstate-dir = \"@STATE@\"\npeer-host = \"127.0.0.1\"\nseed-time = \"2m\"\npeer-grace = \"5s\"\n", svc) +
 		strings.Join(extra, "\n") + "\n"
 }
 
