@@ -3,32 +3,16 @@ package agent
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-)
 
-// localServer is an httptest server on 127.0.0.1 answering every path with
-// "real:" + the path, and counting requests.
-func localServer(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+)
 
 func TestPadTransport(t *testing.T) {
 	var hits atomic.Int32
-	srv := localServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.LocalServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		io.WriteString(w, "real:"+r.URL.Path)
 	}))
@@ -120,7 +104,7 @@ func TestPadTransport(t *testing.T) {
 // A repository file whose path merely contains a ".pad/N" component below
 // the top (valid by batch.CleanPath, "x/.pad/3") is a real file.
 func TestPadTransportNestedPad(t *testing.T) {
-	srv := localServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.LocalServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "abc")
 	}))
 	c := &http.Client{Transport: padTransport{next: srv.Client().Transport}}

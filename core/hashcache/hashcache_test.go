@@ -227,24 +227,10 @@ func TestBoundedLRU(t *testing.T) {
 	}
 }
 
-// sparseFile creates a file of size bytes that takes no disk space.
-func sparseFile(t *testing.T, size int64) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "sparse")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestCanceledHashingStops(t *testing.T) {
 	const size = 8 << 30
-	p := sparseFile(t, size)
+	p := filepath.Join(t.TempDir(), "sparse")
+	testkit.SparseFile(t, p, size)
 	var c Cache
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
@@ -276,7 +262,8 @@ func TestCanceledHashingStops(t *testing.T) {
 
 func TestSharedHashingOutlivesOneCaller(t *testing.T) {
 	const size = 128 << 20
-	p := sparseFile(t, size)
+	p := filepath.Join(t.TempDir(), "sparse")
+	testkit.SparseFile(t, p, size)
 	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)

@@ -1,39 +1,27 @@
 package service
 
 import (
-	"github.com/pkgtorrent/pkgtorrent/core/api"
-	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
-
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/core/api"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // sparse creates the file rel under root with size bytes that take no disk
 // space: hashing it costs CPU but no I/O.
 func sparse(t *testing.T, root, rel string, size int64) {
 	t.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
+	testkit.SparseFile(t, filepath.Join(root, filepath.FromSlash(rel)), size)
 }
 
 // waitStats polls the service's stats until cond holds.

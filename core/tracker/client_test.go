@@ -2,9 +2,7 @@ package tracker
 
 import (
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -12,22 +10,9 @@ import (
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
-)
 
-// localServer is an httptest server on 127.0.0.1 serving h.
-func localServer(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
+)
 
 func TestScrapeClient(t *testing.T) {
 	var ih, other [20]byte
@@ -37,7 +22,7 @@ func TestScrapeClient(t *testing.T) {
 	}
 	ih[3] = '&' // needs escaping in a query
 	var gotPath, gotQuery atomic.Value
-	srv := localServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.LocalServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotPath.Store(r.URL.Path)
 		gotQuery.Store(r.URL.Query())
 		if !strings.HasSuffix(r.URL.Path, "/scrape") && !strings.HasSuffix(r.URL.Path, "/scrape.php") {
@@ -104,7 +89,7 @@ func TestScrapeClient(t *testing.T) {
 }
 
 func TestScrapeClientErrors(t *testing.T) {
-	srv := localServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.LocalServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/garbage/scrape":
 			io.WriteString(w, "<html>not bencode</html>")
@@ -143,7 +128,7 @@ func TestAnnounceStopped(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/announce", tr.ServeAnnounce)
 	mux.HandleFunc("/scrape", tr.ServeScrape)
-	srv := localServer(t, mux)
+	srv := testkit.LocalServer(t, mux)
 	var ih [20]byte
 	ih[0] = 7
 	var id [20]byte
@@ -178,7 +163,7 @@ func TestClientEncodesSpaceAsPercent20(t *testing.T) {
 	ih[6] = '+'
 	var raws []string
 	var mu sync.Mutex
-	srv := localServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.LocalServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		raws = append(raws, r.URL.RawQuery)
 		mu.Unlock()

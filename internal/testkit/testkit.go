@@ -15,8 +15,11 @@ package testkit
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -155,4 +158,30 @@ func (o *Once[T]) Get(t testing.TB, f func() (T, error)) T {
 		t.Fatal(o.err)
 	}
 	return o.v
+}
+
+// LocalServer is an httptest server serving h on 127.0.0.1, closed at the
+// end of the test.
+func LocalServer(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// SparseFile creates the file p (and its directory) with size bytes that
+// take no disk space.
+func SparseFile(t testing.TB, p string, size int64) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
 }
