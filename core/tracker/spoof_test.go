@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // clientFrom returns an HTTP client whose connections come from local, an
@@ -38,15 +39,7 @@ func clientFrom(t *testing.T, local string) *http.Client {
 func rawAnnounce(t *testing.T, c *http.Client, base string, q url.Values) []byte {
 	t.Helper()
 	q.Set("info_hash", ih)
-	resp, err := c.Get(base + "/announce?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := testkit.Get(t, c, base+"/announce?"+q.Encode())
 	var r announceResp
 	if err := bencode.Unmarshal(b, &r); err != nil || r.Failure != "" {
 		t.Fatalf("announce %v: %q, %v", q, b, err)

@@ -3,7 +3,6 @@ package tracker
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 type announceResp struct {
@@ -33,15 +34,7 @@ func newServer(t *testing.T, tr *Tracker) *httptest.Server {
 
 func get(t *testing.T, u string, v any) {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := testkit.Get(t, nil, u)
 	if err := bencode.Unmarshal(b, v); err != nil {
 		t.Fatalf("decoding %q: %v", b, err)
 	}
