@@ -56,6 +56,27 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, se
 		}
 		return p
 	}
+	// Files complete before the batch is are reported as they complete, so
+	// that the client places them while the rest downloads.
+	reported := make(map[string]bool, len(e.files))
+	completeFiles := func(all bool) map[string]string {
+		var out map[string]string
+		for _, f := range e.files {
+			rel := strings.Join(f.FileInfo().Path, "/")
+			if reported[rel] && !all || f.BytesCompleted() != f.Length() {
+				continue
+			}
+			p, _ := e.layout.DataPath(rel)
+			if !a.store.Complete(p) {
+				continue
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[rel], reported[rel] = p, true
+		}
+		return out
+	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	var lastDone int64
@@ -103,7 +124,11 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, se
 			} else if time.Since(lastMove) > fetchStall {
 				return fmt.Errorf("no progress for %s", fetchStall)
 			}
-			if err := send(control.Reply{Type: "progress", Progress: p}); err != nil {
+			rep := control.Reply{Type: "progress", Progress: p}
+			if files := completeFiles(false); files != nil {
+				rep.Type, rep.Files = "files", files
+			}
+			if err := send(rep); err != nil {
 				return err
 			}
 		}

@@ -78,10 +78,13 @@ type Status struct {
 
 // Reply is one line the agent sends back.
 type Reply struct {
-	// Type is "progress", "done", "status", "metrics" or "error".
+	// Type is "progress", "files" (progress, and files complete since the
+	// last report), "done", "status", "metrics" or "error". A client that
+	// knows no "files" takes it for progress: "done" names every file.
 	Type     string   `json:"type"`
 	Progress Progress `json:"progress"`
-	// Files maps each torrent file path to the agent's verified data file (done).
+	// Files maps torrent file paths to the agent's verified data files:
+	// the files completed since the last report (files), every file (done).
 	Files  map[string]string `json:"files,omitempty"`
 	Status *Status           `json:"status,omitempty"`
 	// Metrics is the agent's metrics in the Prometheus text format (metrics).

@@ -15,10 +15,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/batch"
@@ -227,58 +226,87 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if err := conn.Send(control.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
 		return Result{}, fmt.Errorf("talking to agent: %w", err)
 	}
-	var last control.Progress
-	lastMove := time.Now()
-	var files map[string]string
-	for files == nil {
-		rep, err := conn.Recv(time.Now().Add(cfg.StallTimeout))
-		if err != nil {
-			return Result{}, fmt.Errorf("agent: %w", err)
-		}
-		if ctx.Err() != nil {
-			return Result{}, ctx.Err()
-		}
-		p := rep.Progress
-		if p.Completed > last.Completed || rep.Type == "done" {
-			lastMove = time.Now()
-		}
-		last = p
-		if cfg.Progress != nil {
-			cfg.Progress(p)
-		}
-		if rep.Type == "done" {
-			files = rep.Files
-		} else if time.Since(lastMove) >= cfg.StallTimeout {
-			return Result{}, fmt.Errorf("no progress for %s (%d of %d bytes, %d peers)", cfg.StallTimeout, p.Completed, p.Total, p.Peers)
-		}
-	}
-	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
 	// Every file that verifies is placed, even when another one fails: a
 	// package manager then downloads only the ones that failed. Files are
-	// copied and checked a few at a time (it is a read, two hashes and a
+	// placed as the agent reports them complete, while the rest of the
+	// batch downloads, a few at a time (it is a read, two hashes and a
 	// write per byte).
-	placeErrs := make([]error, len(items))
-	var placed atomic.Int64
-	var g errgroup.Group
-	g.SetLimit(min(runtime.GOMAXPROCS(0), 4))
-	for i, it := range items {
-		g.Go(func() error {
-			src, ok := files[rels[i]]
-			if !ok {
-				placeErrs[i] = fmt.Errorf("agent did not return %s", rels[i])
-				return nil
-			}
-			w := want[rels[i]]
-			w.sha256 = it.SHA256
-			if err := place(cfg.StateDir, src, it.Output, w); err != nil {
-				placeErrs[i] = fmt.Errorf("%s: %w", it.Output, err)
-				return nil
-			}
-			placed.Add(w.size)
-			return nil
-		})
+	index := map[string][]int{}
+	for i, r := range rels {
+		index[r] = append(index[r], i)
 	}
-	g.Wait()
+	placeErrs := make([]error, len(items))
+	started := make([]bool, len(items))
+	srcs := make([]string, len(items))
+	var placed atomic.Int64
+	jobs := make(chan int, len(items))
+	var workers sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for i := range jobs {
+				w := want[rels[i]]
+				w.sha256 = items[i].SHA256
+				if err := place(cfg.StateDir, srcs[i], items[i].Output, w); err != nil {
+					placeErrs[i] = fmt.Errorf("%s: %w", items[i].Output, err)
+					continue
+				}
+				placed.Add(w.size)
+			}
+		}()
+	}
+	startPlacing := func(files map[string]string) {
+		for rel, src := range files {
+			for _, i := range index[rel] {
+				if !started[i] {
+					started[i], srcs[i] = true, src
+					jobs <- i // buffered for every item: never blocks
+				}
+			}
+		}
+	}
+	var last control.Progress
+	err = func() error {
+		lastMove := time.Now()
+		for {
+			rep, err := conn.Recv(time.Now().Add(cfg.StallTimeout))
+			if err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			p := rep.Progress
+			if p.Completed > last.Completed || rep.Type == "done" || rep.Type == "files" {
+				lastMove = time.Now()
+			}
+			last = p
+			if cfg.Progress != nil {
+				cfg.Progress(p)
+			}
+			switch {
+			case rep.Type == "done":
+				startPlacing(rep.Files)
+				return nil
+			case rep.Type == "files":
+				startPlacing(rep.Files)
+			case time.Since(lastMove) >= cfg.StallTimeout:
+				return fmt.Errorf("no progress for %s (%d of %d bytes, %d peers)", cfg.StallTimeout, p.Completed, p.Total, p.Peers)
+			}
+		}
+	}()
+	close(jobs)
+	workers.Wait()
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
+	for i := range items {
+		if !started[i] {
+			placeErrs[i] = fmt.Errorf("agent did not return %s", rels[i])
+		}
+	}
 	res.Bytes = placed.Load()
 	var errs []error
 	for _, err := range placeErrs {

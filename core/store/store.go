@@ -427,8 +427,15 @@ func (s *Store) Complete(path string) bool {
 	if df == nil || df.path != path {
 		return false
 	}
-	for i := 0; i < df.pieces; i++ {
-		if c := df.completion(i); !c.Ok || !c.Complete {
+	// One stat for the whole file, not one per piece.
+	st, exists := statOf(df.path)
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	if !exists || df.complete == nil || st != df.stamp {
+		return false
+	}
+	for _, ok := range df.complete {
+		if !ok {
 			return false
 		}
 	}
