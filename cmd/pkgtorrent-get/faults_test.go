@@ -396,7 +396,10 @@ func TestFault4MaliciousPeer(t *testing.T) {
 	})
 	h := e2e.NewHost(t)
 	dir := t.TempDir()
-	r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	// A generous peer grace: under the race detector connecting to the
+	// only peer can take longer than the 1 s default, and the mirror
+	// would then send everything before the peer could lie.
+	r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--peer-grace", "5s", "--batch", "-")
 	matrixRow(t, "4 malicious peer", "banned, mirror completes", r)
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
