@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -16,7 +13,6 @@ import (
 	pp "github.com/anacrolix/torrent/peer_protocol"
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
-	"github.com/pkgtorrent/pkgtorrent/core/control"
 	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
@@ -127,23 +123,9 @@ func (a *Agent) adoptBatch(ih metainfo.Hash) error {
 }
 
 func (a *Agent) lookupAndAdopt(ih metainfo.Hash) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.InfohashURL(a.cfg.Service, ih), nil)
+	b, err := askService(context.Background(), api.InfohashURL(a.cfg.Service, ih), 5*time.Second)
 	if err != nil {
 		return err
-	}
-	resp, err := a.web.Do(req)
-	if err != nil {
-		return fmt.Errorf("asking the service: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the service does not vouch for it (%s)", resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, control.MaxRequest))
-	if err != nil {
-		return fmt.Errorf("asking the service: %w", err)
 	}
 	mi, info, mirrors, err := torrentfile.Parse(b)
 	if err != nil {

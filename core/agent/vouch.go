@@ -55,28 +55,38 @@ func (a *Agent) vouch(ctx context.Context, req control.Request, info *metainfo.I
 	if err != nil {
 		return fmt.Errorf("torrent: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, api.TorrentURL(a.cfg.Service, digest), nil)
+	b, err := askService(ctx, api.TorrentURL(a.cfg.Service, digest), 30*time.Second)
 	if err != nil {
 		return err
-	}
-	resp, err := http.DefaultClient.Do(hreq)
-	if err != nil {
-		return fmt.Errorf("asking the service for the batch: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the service does not know this batch (%s)", resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, control.MaxRequest))
-	if err != nil {
-		return fmt.Errorf("asking the service for the batch: %w", err)
 	}
 	if !bytes.Equal(b, req.Torrent) {
 		return errors.New("the torrent is not the one the service serves for its batch")
 	}
 	return nil
+}
+
+// askService GETs the torrent at u from the agent's configured service
+// within timeout: the service's answer is what vouches for a batch.
+func askService(ctx context.Context, u string, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the service: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the service does not vouch for it (%s)", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, control.MaxRequest))
+	if err != nil {
+		return nil, fmt.Errorf("asking the service: %w", err)
+	}
+	return b, nil
 }
 
 // sameBase reports whether two base URLs are the same, trailing slash aside.

@@ -73,6 +73,25 @@ type Tracker struct {
 // under RelatedKey.
 func (t *Tracker) SetRelated(f func(ih [20]byte) [][20]byte) { t.related.Store(&f) }
 
+// eachRelated calls f, under its shard's lock and with its expired peers
+// forgotten, with the swarm of each torrent related to ih that has one,
+// until f returns false.
+func (t *Tracker) eachRelated(ih string, now time.Time, f func(*swarm) bool) {
+	for _, rih := range t.relatedTo(ih) {
+		rsh := t.shard(rih)
+		rsh.mu.Lock()
+		more := true
+		if rs := rsh.swarms[rih]; rs != nil {
+			rs.expire(now)
+			more = f(rs)
+		}
+		rsh.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
 // relatedTo returns the torrents related to ih, at most maxRelated.
 func (t *Tracker) relatedTo(ih string) []string {
 	f := t.related.Load()
@@ -283,18 +302,10 @@ func (t *Tracker) ServeAnnounce(w http.ResponseWriter, r *http.Request) {
 		for _, a := range list {
 			seen[a] = true
 		}
-		for _, rih := range t.relatedTo(ih) {
-			if len(list) >= numWant {
-				break
-			}
-			rsh := t.shard(rih)
-			rsh.mu.Lock()
-			if rs := rsh.swarms[rih]; rs != nil {
-				rs.expire(now)
-				list = append(list, rs.sample(key, numWant-len(list), seen, true)...)
-			}
-			rsh.mu.Unlock()
-		}
+		t.eachRelated(ih, now, func(rs *swarm) bool {
+			list = append(list, rs.sample(key, numWant-len(list), seen, true)...)
+			return len(list) < numWant
+		})
 	}
 
 	resp := map[string]any{
@@ -551,15 +562,10 @@ func (t *Tracker) ServeScrape(w http.ResponseWriter, r *http.Request) {
 		}
 		sh.mu.Unlock()
 		var related int64
-		for _, rih := range t.relatedTo(ih) {
-			rsh := t.shard(rih)
-			rsh.mu.Lock()
-			if rs := rsh.swarms[rih]; rs != nil {
-				rs.expire(now)
-				related += int64(len(rs.seeders) + len(rs.leechers))
-			}
-			rsh.mu.Unlock()
-		}
+		t.eachRelated(ih, now, func(rs *swarm) bool {
+			related += int64(len(rs.seeders) + len(rs.leechers))
+			return true
+		})
 		f := map[string]any{"complete": complete, "incomplete": incomplete, "downloaded": downloaded}
 		if related > 0 {
 			f[RelatedKey] = related
