@@ -60,7 +60,7 @@ func checkInvariants(t *testing.T, tr *Tracker) {
 		sh := &tr.shards[i]
 		sh.mu.Lock()
 		n := 0
-		for s := sh.head; s != nil; s = s.next {
+		for s := sh.byExpiry.head; s != nil; s = s.lk.next {
 			n++
 			if sh.swarms[s.ih] != s {
 				t.Fatalf("swarm in the list but not the map")
@@ -70,7 +70,7 @@ func checkInvariants(t *testing.T, tr *Tracker) {
 			}
 			m := 0
 			var last time.Time
-			for p := s.head; p != nil; p = p.next {
+			for p := s.byExpiry.head; p != nil; p = p.lk.next {
 				m++
 				if s.peers[p.key] != p {
 					t.Fatalf("peer in the expiry list but not the map")

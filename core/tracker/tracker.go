@@ -115,9 +115,9 @@ func (t *Tracker) relatedTo(ih string) []string {
 // the swarms in a list ordered by their last announce (oldest first) so that
 // the swarms nobody announces to any more are forgotten a few at a time.
 type shard struct {
-	mu         sync.Mutex
-	swarms     map[string]*swarm // by 20-byte info hash
-	head, tail *swarm
+	mu       sync.Mutex
+	swarms   map[string]*swarm // by 20-byte info hash
+	byExpiry expiryList[swarm, *swarm]
 }
 
 // swarm is the peers of one torrent. Seeders and leechers are kept in two
@@ -129,12 +129,14 @@ type swarm struct {
 	peers      map[peerKey]*peer
 	seeders    []slot
 	leechers   []slot
-	head, tail *peer // by expiry
+	byExpiry   expiryList[peer, *peer]
 	downloaded int64
 
-	expires    time.Time // of the last peer to announce
-	prev, next *swarm    // in the shard's list
+	expires time.Time    // of the last peer to announce
+	lk      links[swarm] // in the shard's list
 }
+
+func (s *swarm) listLinks() *links[swarm] { return &s.lk }
 
 // peerKey identifies a peer: the address it announced from, with the port it
 // announced, and its peer id.
@@ -151,11 +153,54 @@ type slot struct {
 }
 
 type peer struct {
-	key        peerKey
-	seeder     bool
-	pos        int // in seeders or leechers
-	expires    time.Time
-	prev, next *peer // in the swarm's expiry list
+	key     peerKey
+	seeder  bool
+	pos     int // in seeders or leechers
+	expires time.Time
+	lk      links[peer] // in the swarm's expiry list
+}
+
+func (p *peer) listLinks() *links[peer] { return &p.lk }
+
+// links are an element's place in an expiryList.
+type links[T any] struct{ prev, next *T }
+
+// expiryList is a doubly linked list through its elements' links, ordered
+// by expiry (oldest first): the peers of a swarm, the swarms of a shard.
+type expiryList[T any, P interface {
+	*T
+	listLinks() *links[T]
+}] struct{ head, tail *T }
+
+// moveToBack puts e, whose expiry is now the latest, at the back.
+func (l *expiryList[T, P]) moveToBack(e *T) {
+	if l.tail == e {
+		return
+	}
+	l.unlink(e)
+	P(e).listLinks().prev = l.tail
+	if l.tail != nil {
+		P(l.tail).listLinks().next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+}
+
+// unlink takes e out of the list (if it is in it).
+func (l *expiryList[T, P]) unlink(e *T) {
+	ln := P(e).listLinks()
+	if ln.prev != nil {
+		P(ln.prev).listLinks().next = ln.next
+	} else if l.head == e {
+		l.head = ln.next
+	}
+	if ln.next != nil {
+		P(ln.next).listLinks().prev = ln.prev
+	} else if l.tail == e {
+		l.tail = ln.prev
+	}
+	ln.prev, ln.next = nil, nil
 }
 
 // New returns a tracker that asks peers to announce every interval
@@ -379,36 +424,12 @@ func (s *swarm) unlist(p *peer) {
 // touch sets p's expiry and moves it to the end of the expiry list.
 func (s *swarm) touch(p *peer, expires time.Time) {
 	p.expires = expires
-	if s.tail == p {
-		return
-	}
-	s.unlink(p)
-	p.prev = s.tail
-	if s.tail != nil {
-		s.tail.next = p
-	} else {
-		s.head = p
-	}
-	s.tail = p
-}
-
-func (s *swarm) unlink(p *peer) {
-	if p.prev != nil {
-		p.prev.next = p.next
-	} else if s.head == p {
-		s.head = p.next
-	}
-	if p.next != nil {
-		p.next.prev = p.prev
-	} else if s.tail == p {
-		s.tail = p.prev
-	}
-	p.prev, p.next = nil, nil
+	s.byExpiry.moveToBack(p)
 }
 
 // remove forgets p.
 func (s *swarm) remove(p *peer) {
-	s.unlink(p)
+	s.byExpiry.unlink(p)
 	s.unlist(p)
 	delete(s.peers, p.key)
 }
@@ -416,8 +437,8 @@ func (s *swarm) remove(p *peer) {
 // expire forgets the swarm's peers that have expired: the cost is in
 // proportion to the number forgotten.
 func (s *swarm) expire(now time.Time) {
-	for s.head != nil && now.After(s.head.expires) {
-		s.remove(s.head)
+	for s.byExpiry.head != nil && now.After(s.byExpiry.head.expires) {
+		s.remove(s.byExpiry.head)
 	}
 }
 
@@ -485,36 +506,12 @@ func (s *swarm) sample(self peerKey, n int, seen map[netip.AddrPort]bool, agents
 // moves it to the end of the shard's list.
 func (sh *shard) touch(s *swarm, expires time.Time) {
 	s.expires = expires
-	if sh.tail == s {
-		return
-	}
-	sh.unlink(s)
-	s.prev = sh.tail
-	if sh.tail != nil {
-		sh.tail.next = s
-	} else {
-		sh.head = s
-	}
-	sh.tail = s
-}
-
-func (sh *shard) unlink(s *swarm) {
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else if sh.head == s {
-		sh.head = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	} else if sh.tail == s {
-		sh.tail = s.prev
-	}
-	s.prev, s.next = nil, nil
+	sh.byExpiry.moveToBack(s)
 }
 
 // drop forgets s. A swarm's completed count is forgotten with its last peer.
 func (sh *shard) drop(s *swarm) {
-	sh.unlink(s)
+	sh.byExpiry.unlink(s)
 	delete(sh.swarms, s.ih)
 }
 
@@ -522,8 +519,8 @@ func (sh *shard) drop(s *swarm) {
 // with no announce for two intervals): the cost is in proportion to the
 // number forgotten.
 func (sh *shard) expire(now time.Time) {
-	for sh.head != nil && now.After(sh.head.expires) {
-		sh.drop(sh.head)
+	for sh.byExpiry.head != nil && now.After(sh.byExpiry.head.expires) {
+		sh.drop(sh.byExpiry.head)
 	}
 }
 
