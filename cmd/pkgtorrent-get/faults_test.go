@@ -503,7 +503,7 @@ func TestFault7AgentKilled(t *testing.T) {
 	dir := t.TempDir()
 	list := batchList(t, svc, root, dir, b)
 	done := make(chan e2e.Result, 1)
-	go func() { done <- h.Get(list, "--service", svc.url, "--http-fallback=false", "--batch", "-") }()
+	go func() { done <- h.Get(list, "--service", svc.url, "--http-fallback=false", "--direct=false", "--batch", "-") }()
 	var pid int
 	testkit.WaitFor(t, "the download to start", 30*time.Second, func() bool {
 		if st := h.Status(); st != nil && st["from_webseed"] > 0 {
@@ -569,11 +569,11 @@ func TestFault8DiskFull(t *testing.T) {
 	t.Run("state dir", func(t *testing.T) {
 		h := e2e.HostAt(t, mountTmpfs(t, "2m"))
 		dir := t.TempDir()
-		r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--http-fallback=false", "--batch", "-")
+		r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--http-fallback=false", "--direct=false", "--batch", "-")
 		matrixRow(t, "8 state dir full", "fallback off", r)
 		mustFail(t, r, 30*time.Second, "cannot store data", "no space left on device")
 		noLeftovers(t, root, dir, nil)
-		r = h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--batch", "-")
+		r = h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--stall-timeout", "3s", "--direct=false", "--batch", "-")
 		matrixRow(t, "8 state dir full", "fallback rescues", r)
 		if r.Code != 0 || !r.Fallback {
 			t.Fatalf("exit %d fallback=%v: %s", r.Code, r.Fallback, r.Stderr)

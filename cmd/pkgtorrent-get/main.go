@@ -61,6 +61,7 @@ func flags() *pflag.FlagSet {
 	fs.Int64("download-rate-limit", d.DownloadRateLimit, "agent download cap from peers in bytes/s (0: none)")
 	fs.Int64("max-disk", d.MaxDisk, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
 	fs.String("agent-user", control.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
+	fs.Bool("direct", true, "when no peer has the batch, download its files straight from the mirror (as the package manager would) and give them to the agent to seed; off: the agent downloads every batch")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
 	fs.String("metrics-listen", d.MetricsListen, "TCP address where the agent serves Prometheus metrics at /metrics (empty: off)")
 	fs.StringSlice("http-only", fetch.DefaultHTTPOnly, "file name patterns always downloaded over plain HTTP from their URL, never through a torrent (repository databases, signatures)")
@@ -169,6 +170,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ConnectTimeout:  k.Duration("connect-timeout"),
 		StallTimeout:    k.Duration("stall-timeout"),
 		HTTPFallback:    k.Bool("http-fallback"),
+		NoDirect:        !k.Bool("direct"),
 		HTTPOnly:        k.Strings("http-only"),
 		HTTPOnlyMaxSize: k.Int64("http-only-max-size"),
 		Warn:            func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },

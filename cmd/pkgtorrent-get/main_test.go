@@ -271,7 +271,9 @@ func TestAgentRestartRehashes(t *testing.T) {
 	h := e2e.NewHost(t)
 	b := []string{"os/Packages/g/gamma-0.9.rpm", "os/Packages/d/delta+x-3.rpm"}
 	d1 := t.TempDir()
-	if r := h.Get(batchList(t, svc, root, d1, b), "--service", svc.url, "--batch", "-"); r.Code != 0 {
+	// The agent downloads (not a direct fetch): its data is on disk when
+	// the fetch returns.
+	if r := h.Get(batchList(t, svc, root, d1, b), "--service", svc.url, "--direct=false", "--batch", "-"); r.Code != 0 {
 		t.Fatalf("first fetch: %s", r.Stderr)
 	}
 	h.Stop()

@@ -121,7 +121,7 @@ func TestMaxDisk(t *testing.T) {
 	var first map[string]bool
 	for i, n := range []string{"os/a.rpm", "os/b.rpm", "os/c.rpm"} {
 		dir := t.TempDir()
-		r := h.Get(batchList(t, svc, root, dir, []string{n}), "--service", svc.url, "--http-fallback=false", "--max-disk", "2100000", "--batch", "-")
+		r := h.Get(batchList(t, svc, root, dir, []string{n}), "--service", svc.url, "--http-fallback=false", "--direct=false", "--max-disk", "2100000", "--batch", "-")
 		if r.Code != 0 {
 			t.Fatalf("%s: exit %d: %s", n, r.Code, r.Stderr)
 		}
@@ -149,7 +149,7 @@ func TestMaxDisk(t *testing.T) {
 	}
 	// The evicted batch is fetched again (from the mirror) when asked for.
 	dir := t.TempDir()
-	if r := h.Get(batchList(t, svc, root, dir, []string{"os/a.rpm"}), "--service", svc.url, "--http-fallback=false", "--max-disk", "2100000", "--batch", "-"); r.Code != 0 {
+	if r := h.Get(batchList(t, svc, root, dir, []string{"os/a.rpm"}), "--service", svc.url, "--http-fallback=false", "--direct=false", "--max-disk", "2100000", "--batch", "-"); r.Code != 0 {
 		t.Fatalf("refetch: exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, []string{"os/a.rpm"})

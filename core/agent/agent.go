@@ -55,8 +55,10 @@ type Agent struct {
 	web   *http.Client
 	ln    net.Listener
 	start time.Time
-	reg   *prometheus.Registry
-	mln   net.Listener // metrics listener, nil when off
+	// imported counts the bytes taken in from direct fetches (see direct).
+	imported atomic.Int64
+	reg      *prometheus.Registry
+	mln      net.Listener // metrics listener, nil when off
 
 	mu       sync.Mutex
 	entries  map[metainfo.Hash]*entry

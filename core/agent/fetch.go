@@ -21,7 +21,19 @@ func (a *Agent) busy(delta int) {
 	a.mu.Unlock()
 }
 
-func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, send func(control.Reply) error) error {
+// client is the agent's side of a client's fetch connection.
+type client struct {
+	send func(control.Reply) error
+	// watch starts watching for the client hanging up, which cancels the
+	// fetch (the connection is read by nothing else from then on).
+	watch func()
+	// files returns the reader of the client's import requests, for a
+	// direct fetch (instead of watch).
+	files func() (*control.FileReceiver, error)
+}
+
+func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl client) error {
+	send := cl.send
 	a.busy(1)
 	defer a.busy(-1)
 	mi, info, mirrors, err := torrentfile.Parse(req.Torrent)
@@ -33,11 +45,21 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, se
 			return err
 		}
 	}
-	e, err := a.add(mi, info, append(mirrors, req.Mirrors...))
+	var offer func(held map[string]string) error
+	if req.Direct {
+		offer = func(held map[string]string) error {
+			return send(control.Reply{Type: "direct", Files: held})
+		}
+	}
+	e, direct, err := a.add(mi, info, append(mirrors, req.Mirrors...), offer)
 	if err != nil {
 		return err
 	}
 	defer a.release(e)
+	if direct {
+		return a.direct(e, cl)
+	}
+	cl.watch()
 	base := e.t.Stats()
 	progress := func() control.Progress {
 		s := e.t.Stats()
@@ -138,7 +160,12 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, se
 // add returns the entry for a torrent a client fetches, adding it to the
 // engine if new, and makes sure the whole torrent is being downloaded (an
 // entry adopted to serve another host's batch starts downloading now).
-func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string) (*entry, error) {
+// When the client offered to download the files itself (offer not nil)
+// and no peer has the torrent (see alone), add tells the client so with
+// offer, naming the files the store holds, and returns the new entry not
+// downloading, and true: the client downloads the other files and imports
+// them.
+func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string, offer func(held map[string]string) error) (*entry, bool, error) {
 	ih := mi.HashInfoBytes()
 	a.mu.Lock()
 	e, ok := a.entries[ih]
@@ -150,9 +177,29 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	if !ok {
 		// Ask the tracker before the engine announces us: we are not a peer.
 		swarm = a.swarmSize(mi.UpvertedAnnounceList(), ih)
+		if offer != nil && swarm == 0 {
+			layout, err := a.store.Layout(info)
+			if err != nil {
+				return nil, false, err
+			}
+			// A file another fetch of this agent is getting is left to it
+			// (see propagate): the whole batch goes through the engine.
+			if !a.inUse(layout) && a.alone(mi.UpvertedAnnounceList(), ih, info.TotalLength()) {
+				// The client starts at once; the engine takes the torrent
+				// meanwhile (tens of milliseconds for a thousand files).
+				err = offer(layout.Held())
+				layout.Close()
+				if err != nil {
+					return nil, false, err
+				}
+				e, err := a.insert(mi, info, mirrors, 1, false)
+				return e, err == nil, err
+			}
+			layout.Close()
+		}
 		var err error
 		if e, err = a.insert(mi, info, mirrors, 1, false); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	e.fetching.Do(func() {
@@ -169,7 +216,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		spreadOrder(e.t)
 		go a.webseedPolicy(e, swarm)
 	})
-	return e, nil
+	return e, false, nil
 }
 
 // insert adds a torrent to the engine with users users, or takes users more

@@ -54,13 +54,24 @@ func (a *Agent) handle(c net.Conn) {
 		}
 		enc.Encode(control.Reply{Type: "metrics", Metrics: text})
 	case "fetch":
-		// The client closing its end cancels the fetch.
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			io.Copy(io.Discard, r)
-			cancel()
-		}()
-		err := a.fetch(ctx, req, trusted, func(rep control.Reply) error { return enc.Encode(rep) })
+		err := a.fetch(ctx, req, trusted, client{
+			send: func(rep control.Reply) error { return enc.Encode(rep) },
+			// The client closing its end cancels the fetch.
+			watch: func() {
+				go func() {
+					io.Copy(io.Discard, r)
+					cancel()
+				}()
+			},
+			files: func() (*control.FileReceiver, error) {
+				uc, ok := c.(*net.UnixConn)
+				if !ok || r.Buffered() > 0 {
+					return nil, errors.New("the client sent more than its request")
+				}
+				return control.NewFileReceiver(uc), nil
+			},
+		})
 		cancel()
 		if err != nil {
 			enc.Encode(control.Reply{Type: "error", Error: err.Error()})
@@ -126,6 +137,8 @@ func (a *Agent) status() control.Status {
 		s.FromPeers += st.PeerConns.BytesReadUsefulData.Int64()
 		s.FromWeb += st.WebSeeds.BytesReadUsefulData.Int64()
 	}
+	// Files of direct fetches came from the mirror too.
+	s.FromWeb += a.imported.Load()
 	s.Downloaded = s.FromPeers + s.FromWeb
 	if s.Downloaded > 0 {
 		s.P2PShare = float64(s.FromPeers) / float64(s.Downloaded)

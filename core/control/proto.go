@@ -7,12 +7,16 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -30,12 +34,19 @@ const MaxRequest = 32 << 20
 
 // Request is one line a client sends to the agent.
 type Request struct {
-	// Op is "fetch", "status", "metrics" or "stop".
+	// Op is "fetch", "import", "status", "metrics" or "stop".
 	Op string `json:"op"`
 	// Torrent is the batch .torrent (fetch).
 	Torrent []byte `json:"torrent,omitempty"`
 	// Mirrors are extra mirror base URLs the client knows (fetch).
 	Mirrors []string `json:"mirrors,omitempty"`
+	// Direct says the client can download the files from the mirror
+	// itself (fetch): when no peer has the batch, the agent replies
+	// "direct" instead of downloading it.
+	Direct bool `json:"direct,omitempty"`
+	// Paths are the torrent's files whose verified content comes with the
+	// request, one open file each, in order (import; see SendFiles).
+	Paths []string `json:"paths,omitempty"`
 }
 
 // Progress is the state of a fetch, as counted since the fetch started.
@@ -79,8 +90,13 @@ type Status struct {
 // Reply is one line the agent sends back.
 type Reply struct {
 	// Type is "progress", "files" (progress, and files complete since the
-	// last report), "done", "status", "metrics" or "error". A client that
-	// knows no "files" takes it for progress: "done" names every file.
+	// last report), "done", "direct", "status", "metrics" or "error". A
+	// client that knows no "files" takes it for progress: "done" names
+	// every file. "direct" answers a fetch that offered Direct: no peer
+	// has the batch; the client downloads the files the agent does not
+	// hold (Files names those it holds) from the mirror, places them, and
+	// sends each one's content on the same connection ("import" requests,
+	// SendFiles) for the agent to seed.
 	Type     string   `json:"type"`
 	Progress Progress `json:"progress"`
 	// Files maps torrent file paths to the agent's verified data files:
@@ -96,6 +112,128 @@ type Reply struct {
 type Conn struct {
 	c   net.Conn
 	dec *json.Decoder
+}
+
+// MaxImportFiles is the most files one import request carries (the kernel
+// passes at most 253 descriptors in one message).
+const MaxImportFiles = 64
+
+// SendFiles sends an import request: the torrent's files named by paths
+// (at most MaxImportFiles), each with its content as an open file, passed
+// to the agent with the request (SCM_RIGHTS). The caller still closes its
+// files.
+func (c *Conn) SendFiles(paths []string, files []*os.File) error {
+	if len(paths) != len(files) || len(paths) == 0 || len(paths) > MaxImportFiles {
+		return fmt.Errorf("import of %d paths with %d files", len(paths), len(files))
+	}
+	uc, ok := c.c.(*net.UnixConn)
+	if !ok {
+		return errors.New("import needs a unix socket")
+	}
+	b, err := json.Marshal(Request{Op: "import", Paths: paths})
+	if err != nil {
+		return err
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	n, oobn, err := uc.WriteMsgUnix(append(b, '\n'), syscall.UnixRights(fds...), nil)
+	if err != nil {
+		return fmt.Errorf("sending files to agent: %w", err)
+	}
+	if n != len(b)+1 || oobn == 0 {
+		return errors.New("sending files to agent: short write")
+	}
+	return nil
+}
+
+// FileReceiver reads import requests and the files that come with them
+// from a client connection (the agent's side of SendFiles).
+type FileReceiver struct {
+	c    *net.UnixConn
+	buf  []byte // bytes read past the last request line
+	fds  []int  // descriptors received, not yet handed out
+	data []byte
+	oob  []byte
+}
+
+// NewFileReceiver reads from c, whose earlier reads must have consumed
+// nothing past the request they returned.
+func NewFileReceiver(c *net.UnixConn) *FileReceiver {
+	return &FileReceiver{c: c, data: make([]byte, 64<<10), oob: make([]byte, syscall.CmsgSpace(4*MaxImportFiles*4))}
+}
+
+// Next returns the next import request and its files (io.EOF when the
+// client hung up). A request without its files, or any other request, is
+// an error; the files returned are the caller's to close.
+func (r *FileReceiver) Next() (Request, []*os.File, error) {
+	for {
+		if i := bytes.IndexByte(r.buf, '\n'); i >= 0 {
+			line := r.buf[:i]
+			r.buf = r.buf[i+1:]
+			var req Request
+			if err := json.Unmarshal(line, &req); err != nil {
+				r.closeAll()
+				return req, nil, fmt.Errorf("bad import request: %w", err)
+			}
+			if req.Op != "import" || len(req.Paths) == 0 || len(req.Paths) > MaxImportFiles || len(req.Paths) > len(r.fds) {
+				r.closeAll()
+				return req, nil, fmt.Errorf("bad import request: op %q with %d paths and %d files", req.Op, len(req.Paths), len(r.fds))
+			}
+			files := make([]*os.File, len(req.Paths))
+			for j := range files {
+				files[j] = os.NewFile(uintptr(r.fds[j]), req.Paths[j])
+			}
+			r.fds = r.fds[len(files):]
+			return req, files, nil
+		}
+		if len(r.buf) > MaxRequest {
+			r.closeAll()
+			return Request{}, nil, errors.New("bad import request: line too long")
+		}
+		n, oobn, flags, _, err := r.c.ReadMsgUnix(r.data, r.oob)
+		if oobn > 0 {
+			msgs, perr := syscall.ParseSocketControlMessage(r.oob[:oobn])
+			for _, m := range msgs {
+				if fds, err := syscall.ParseUnixRights(&m); err == nil {
+					for _, fd := range fds {
+						syscall.CloseOnExec(fd)
+					}
+					r.fds = append(r.fds, fds...)
+				}
+			}
+			if perr != nil {
+				err = errors.Join(err, perr)
+			}
+		}
+		if flags&syscall.MSG_CTRUNC != 0 {
+			r.closeAll()
+			return Request{}, nil, errors.New("bad import request: too many files in one message")
+		}
+		r.buf = append(r.buf, r.data[:n]...)
+		if err != nil {
+			r.closeAll()
+			if n == 0 && errors.Is(err, io.EOF) {
+				return Request{}, nil, io.EOF
+			}
+			return Request{}, nil, err
+		}
+		if n == 0 {
+			r.closeAll()
+			return Request{}, nil, io.EOF
+		}
+	}
+}
+
+// Close closes the descriptors received but not handed out.
+func (r *FileReceiver) Close() { r.closeAll() }
+
+func (r *FileReceiver) closeAll() {
+	for _, fd := range r.fds {
+		syscall.Close(fd)
+	}
+	r.fds = nil
 }
 
 // Dial connects to the agent of stateDir.

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -20,7 +21,7 @@ func plainHTTP(ctx context.Context, cfg Config, items []Item, max int64) (Result
 	defer hc.CloseIdleConnections()
 	var res Result
 	for _, it := range items {
-		n, err := download(ctx, hc, cfg.StallTimeout, it, max)
+		n, err := download(ctx, hc, cfg.StallTimeout, it, max, nil, nil, nil)
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", it.URL, err)
 		}
@@ -31,7 +32,13 @@ func plainHTTP(ctx context.Context, cfg Config, items []Item, max int64) (Result
 	return res, nil
 }
 
-func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item, max int64) (_ int64, err error) {
+// download fetches it.URL to a temporary file beside it.Output, checks it
+// and renames it into place. Without want, the check is the length the
+// server sent and it.SHA256; with want, the size, piece hashes and
+// it.SHA256 of the torrent's file, as the bytes arrive. placed, if not nil,
+// gets the placed file opened read-only (the caller closes it). counted, if
+// not nil, is told of every byte received.
+func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item, max int64, want *expect, placed func(*os.File), counted func(int)) (_ int64, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, it.URL, nil)
@@ -53,6 +60,9 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 		}
 		body = io.LimitReader(resp.Body, max+1)
 	}
+	if want != nil && resp.ContentLength >= 0 && resp.ContentLength != want.size {
+		return 0, fmt.Errorf("the server sends %d bytes, the torrent says %d", resp.ContentLength, want.size)
+	}
 	dir, base := filepath.Split(it.Output)
 	if dir == "" {
 		dir = "."
@@ -70,8 +80,28 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 	// Abort when no byte arrives for the stall timeout.
 	timer := time.AfterFunc(stall, func() { cancel(fmt.Errorf("no data for %s", stall)) })
 	defer timer.Stop()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), stallReader{body, timer, stall})
+	in := io.Reader(stallReader{body, timer, stall})
+	if counted != nil {
+		in = countReader{in, counted}
+	}
+	var n int64
+	if want != nil {
+		w := bufio.NewWriterSize(&errWriter{w: f}, 256<<10)
+		cw := &countWriter{w: w}
+		w2 := *want
+		w2.sha256 = it.SHA256
+		err = check(io.TeeReader(in, cw), w2)
+		if err == nil {
+			err = w.Flush()
+		}
+		n = cw.n
+	} else {
+		h := sha256.New()
+		n, err = io.Copy(io.MultiWriter(f, h), in)
+		if err == nil && it.SHA256 != nil && !bytes.Equal(h.Sum(nil), it.SHA256) {
+			return 0, fmt.Errorf("sha256 %x, want %x", h.Sum(nil), it.SHA256)
+		}
+	}
 	if err != nil {
 		if c := context.Cause(ctx); c != nil {
 			err = c
@@ -84,19 +114,54 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return 0, fmt.Errorf("got %d bytes, want %d", n, resp.ContentLength)
 	}
-	if it.SHA256 != nil && !bytes.Equal(h.Sum(nil), it.SHA256) {
-		return 0, fmt.Errorf("sha256 %x, want %x", h.Sum(nil), it.SHA256)
-	}
 	if err := f.Chmod(0o644); err != nil {
 		return 0, err
 	}
 	if err := f.Close(); err != nil {
 		return 0, fmt.Errorf("writing %s: %w", f.Name(), err)
 	}
+	var ro *os.File
+	if placed != nil {
+		if ro, err = os.Open(f.Name()); err != nil {
+			return 0, err
+		}
+	}
 	if err := os.Rename(f.Name(), it.Output); err != nil {
+		if ro != nil {
+			ro.Close()
+		}
 		return 0, fmt.Errorf("placing %s: %w", it.Output, err)
 	}
+	if ro != nil {
+		placed(ro)
+	}
 	return n, nil
+}
+
+// countReader tells of every byte it reads.
+type countReader struct {
+	r io.Reader
+	f func(int)
+}
+
+func (c countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 {
+		c.f(n)
+	}
+	return n, err
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // stallReader pushes the stall timer back on every read that returns data.

@@ -53,6 +53,10 @@ type Config struct {
 	// repository databases and signatures, small and changing constantly.
 	// DefaultHTTPOnly holds pacman's.
 	HTTPOnly []string
+	// NoDirect makes the agent download every batch, even when no peer
+	// has it: by default the files of a batch no peer has are downloaded
+	// straight from the mirror and given to the agent to seed.
+	NoDirect bool
 	// HTTPOnlyMaxSize caps the size of a file downloaded because it
 	// matches HTTPOnly (0: DefaultHTTPOnlyMaxSize; negative: no cap).
 	HTTPOnlyMaxSize int64
@@ -99,9 +103,12 @@ type Result struct {
 	BytesFromPeers   int64 `json:"bytes_from_peers"`
 	BytesFromWebseed int64 `json:"bytes_from_webseed"`
 	// BytesFromHTTP counts bytes of the plain HTTP fallback.
-	BytesFromHTTP int64   `json:"bytes_from_http"`
-	Fallback      bool    `json:"fallback"`
-	Seconds       float64 `json:"seconds"`
+	BytesFromHTTP int64 `json:"bytes_from_http"`
+	Fallback      bool  `json:"fallback"`
+	// Direct tells that no peer had the batch: the files came straight
+	// from the mirror (counted in BytesFromWebseed), the agent seeds them.
+	Direct  bool    `json:"direct,omitempty"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Run fetches items and places them: those matching cfg.HTTPOnly over plain
@@ -118,25 +125,25 @@ func Run(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
-	var direct, rest []Item
+	var plain, rest []Item
 	for _, it := range items {
 		ok, err := httpOnly(cfg.HTTPOnly, it.URL)
 		if err != nil {
 			return Result{}, err
 		}
 		if ok {
-			direct = append(direct, it)
+			plain = append(plain, it)
 		} else {
 			rest = append(rest, it)
 		}
 	}
 	var dres Result
-	if len(direct) > 0 {
+	if len(plain) > 0 {
 		max := cfg.HTTPOnlyMaxSize
 		if max == 0 {
 			max = DefaultHTTPOnlyMaxSize
 		}
-		r, err := plainHTTP(ctx, cfg, direct, max)
+		r, err := plainHTTP(ctx, cfg, plain, max)
 		if err != nil {
 			return Result{}, err
 		}
@@ -223,7 +230,7 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 		return Result{}, err
 	}
 	defer conn.Close()
-	if err := conn.Send(control.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
+	if err := conn.Send(control.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors, Direct: !cfg.NoDirect}); err != nil {
 		return Result{}, fmt.Errorf("talking to agent: %w", err)
 	}
 	// Every file that verifies is placed, even when another one fails: a
@@ -267,7 +274,10 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 		}
 	}
 	var last control.Progress
-	err = func() error {
+	var direct *directFetch
+	// follow follows the agent's replies to the fetch sent on conn until
+	// the batch is done; on "direct" it downloads the files itself.
+	follow := func(conn *control.Conn) error {
 		lastMove := time.Now()
 		for {
 			rep, err := conn.Recv(time.Now().Add(cfg.StallTimeout))
@@ -282,10 +292,24 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 				lastMove = time.Now()
 			}
 			last = p
-			if cfg.Progress != nil {
+			if cfg.Progress != nil && rep.Type != "direct" {
 				cfg.Progress(p)
 			}
 			switch {
+			case rep.Type == "direct":
+				startPlacing(rep.Files)
+				direct = &directFetch{cfg: cfg, conn: conn}
+				for _, r := range rels {
+					direct.total += want[r].size
+				}
+				for i := range items {
+					if !started[i] {
+						started[i] = true
+						direct.todo = append(direct.todo, i)
+					}
+				}
+				direct.run(ctx, items, rels, want, placeErrs, &placed)
+				return nil
 			case rep.Type == "done":
 				startPlacing(rep.Files)
 				return nil
@@ -295,13 +319,49 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 				return fmt.Errorf("no progress for %s (%d of %d bytes, %d peers)", cfg.StallTimeout, p.Completed, p.Total, p.Peers)
 			}
 		}
-	}()
+	}
+	err = follow(conn)
+	if err == nil && direct != nil && ctx.Err() == nil {
+		// Files the mirror did not give as the torrent has them (a mirror
+		// other than the service's, one that is down): the agent fetches
+		// them, from peers and the service's webseeds, as any batch.
+		var failed []int
+		for _, i := range direct.todo {
+			if placeErrs[i] != nil {
+				failed = append(failed, i)
+			}
+		}
+		if len(failed) > 0 {
+			if cfg.Warn != nil {
+				cfg.Warn(fmt.Sprintf("%d files not downloaded from the mirror (%v); fetching them through the agent", len(failed), placeErrs[failed[0]]))
+			}
+			conn.Close()
+			for _, i := range failed {
+				started[i], placeErrs[i] = false, nil
+			}
+			err = func() error {
+				conn, err := control.Connect(ctx, cfg.StateDir, cfg.Launch, cfg.ConnectTimeout)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				if err := conn.Send(control.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
+					return fmt.Errorf("talking to agent: %w", err)
+				}
+				return follow(conn)
+			}()
+		}
+	}
 	close(jobs)
 	workers.Wait()
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
+	if direct != nil {
+		res.Direct = true
+		res.BytesFromWebseed += direct.received.Load()
+	}
 	for i := range items {
 		if !started[i] {
 			placeErrs[i] = fmt.Errorf("agent did not return %s", rels[i])

@@ -3,7 +3,6 @@ package fetch
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -160,15 +159,7 @@ func check(r io.Reader, want expect) error {
 		if h256 != nil {
 			h256.Write(buf[:n])
 		}
-		piece := buf
-		if n < len(buf) {
-			if want.tail {
-				piece = buf[:n]
-			} else {
-				clear(buf[n:])
-			}
-		}
-		if sum := sha1.Sum(piece); !bytes.Equal(sum[:], want.pieces[i*20:i*20+20]) {
+		if sum := torrentfile.PieceHash(buf[:n], want.tail); !bytes.Equal(sum[:], want.pieces[i*20:i*20+20]) {
 			if size != want.size && n < len(buf) {
 				break
 			}

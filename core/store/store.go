@@ -12,6 +12,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha1"
@@ -132,7 +133,14 @@ type fileSpan struct {
 type Torrent struct {
 	s      *Store
 	spans  []fileSpan // ordered by firstPiece
-	byPath map[string]*dataFile
+	byPath map[string]pathSpan
+}
+
+// pathSpan is what the torrent says of one of its files.
+type pathSpan struct {
+	df       *dataFile
+	hashes   []byte
+	unpadded bool
 }
 
 // OpenTorrent implements storage.ClientImpl.
@@ -154,13 +162,13 @@ func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Torrent{s: s, byPath: map[string]*dataFile{}}
+	t := &Torrent{s: s, byPath: map[string]pathSpan{}}
 	for _, sp := range spans {
 		// The last file of a batch is unpadded; its key says so, so it only
 		// matches other unpadded copies.
 		df := s.acquire(ContentKey(sp.Length, sp.Hashes, sp.Unpadded), sp.Length, len(sp.Hashes)/20)
 		t.spans = append(t.spans, fileSpan{df: df, firstPiece: sp.FirstPiece})
-		t.byPath[sp.Path] = df
+		t.byPath[sp.Path] = pathSpan{df, sp.Hashes, sp.Unpadded}
 	}
 	return t, nil
 }
@@ -228,11 +236,78 @@ func (s *Store) release(df *dataFile) error {
 // DataPath returns the data file holding the torrent file at the
 // slash-separated path p.
 func (t *Torrent) DataPath(p string) (string, bool) {
-	df, ok := t.byPath[p]
+	ps, ok := t.byPath[p]
 	if !ok {
 		return "", false
 	}
-	return df.path, true
+	return ps.df.path, true
+}
+
+// Held returns the torrent's files whose data files are complete (see
+// Complete), by path, with their data files.
+func (t *Torrent) Held() map[string]string {
+	held := map[string]string{}
+	for p, ps := range t.byPath {
+		if t.s.Complete(ps.df.path) {
+			held[p] = ps.df.path
+		}
+	}
+	return held
+}
+
+// importChunk is how many bytes Import reads and writes at a time.
+const importChunk = 64 * torrentfile.PieceLength
+
+// Import writes the content of the torrent's file p, read from r, into its
+// data file, checking every piece against the torrent's hash as it goes,
+// and marks the pieces complete: every torrent holding the file then
+// serves them (OnComplete). It stops at the first piece that does not
+// match (the pieces before it stay complete), and fails on content of
+// another size. A data file already complete is left as it is. It returns
+// the bytes written.
+func (t *Torrent) Import(p string, r io.Reader) (written int64, err error) {
+	ps, ok := t.byPath[p]
+	if !ok {
+		return 0, fmt.Errorf("import: %s is not in the torrent", p)
+	}
+	df := ps.df
+	if t.s.Complete(df.path) {
+		return 0, nil
+	}
+	buf := make([]byte, min(importChunk, max(df.size, 1)))
+	for off := int64(0); off < df.size; {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), df.size-off)])
+		if err != nil {
+			return written, fmt.Errorf("import %s: reading at %d: %w", p, off, err)
+		}
+		first := int(off / torrentfile.PieceLength)
+		good := 0
+		for good < n {
+			end := min(good+torrentfile.PieceLength, n)
+			idx := first + good/torrentfile.PieceLength
+			last := off+int64(end) == df.size
+			sum := torrentfile.PieceHash(buf[good:end], last && ps.unpadded)
+			if !bytes.Equal(sum[:], ps.hashes[20*idx:20*idx+20]) {
+				break
+			}
+			good = end
+		}
+		if good > 0 {
+			if err := df.writeAt(buf[:good], off); err != nil {
+				return written, fmt.Errorf("import %s: %w", p, err)
+			}
+			written += int64(good)
+			df.markRange(first, first+(good+torrentfile.PieceLength-1)/torrentfile.PieceLength)
+		}
+		if good < n {
+			return written, fmt.Errorf("import %s: piece %d does not match the torrent", p, first+good/torrentfile.PieceLength)
+		}
+		off += int64(n)
+	}
+	if n, _ := r.Read(buf[:1]); n > 0 {
+		return written, fmt.Errorf("import %s: more than the torrent's %d bytes", p, df.size)
+	}
+	return written, nil
 }
 
 func (t *Torrent) piece(p metainfo.Piece) storage.PieceImpl {
@@ -389,6 +464,24 @@ func (df *dataFile) mark(idx int, ok bool) error {
 		(*f)(df.key, idx)
 	}
 	return nil
+}
+
+// markRange marks the pieces [from, to) complete, with one stat.
+func (df *dataFile) markRange(from, to int) {
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	if df.complete == nil {
+		df.complete = make([]bool, df.pieces)
+	}
+	for i := from; i < to; i++ {
+		df.complete[i] = true
+	}
+	df.stamp, _ = statOf(df.path)
+	if f := df.s.onComplete.Load(); f != nil {
+		for i := from; i < to; i++ {
+			(*f)(df.key, i)
+		}
+	}
 }
 
 func (df *dataFile) completion(idx int) storage.Completion {

@@ -29,6 +29,22 @@ func (h Hashes) check() error {
 // zeroPiece is read-only padding.
 var zeroPiece [PieceLength]byte
 
+// PieceHash is the hash of a file's piece holding data (at most
+// PieceLength bytes): the data padded with zeros to PieceLength, as the
+// piece lies in a batch, unless unpadded (the file's last piece when it is
+// the last file of its batch).
+func PieceHash(data []byte, unpadded bool) [20]byte {
+	if unpadded || len(data) == PieceLength {
+		return sha1.Sum(data)
+	}
+	var sum [20]byte
+	d := sha1.New()
+	d.Write(data)
+	d.Write(zeroPiece[:PieceLength-len(data)])
+	d.Sum(sum[:0])
+	return sum
+}
+
 // HashReader reads exactly size bytes from r and returns their piece hashes.
 // It allocates a buffer of at most one piece, no larger than the file.
 func HashReader(r io.Reader, size int64) (Hashes, error) {
@@ -40,15 +56,9 @@ func HashReader(r io.Reader, size int64) (Hashes, error) {
 			return Hashes{}, fmt.Errorf("reading piece at offset %d: %w", size-left, err)
 		}
 		left -= n
-		var sum [20]byte
+		sum := PieceHash(buf[:n], false)
 		if n < PieceLength {
-			h.Tail = sha1.Sum(buf[:n])
-			d := sha1.New()
-			d.Write(buf[:n])
-			d.Write(zeroPiece[:PieceLength-n])
-			d.Sum(sum[:0])
-		} else {
-			sum = sha1.Sum(buf)
+			h.Tail = PieceHash(buf[:n], true)
 		}
 		h.Pieces = append(h.Pieces, sum[:]...)
 		if n == PieceLength && left == 0 {

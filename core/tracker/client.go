@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,12 +18,21 @@ import (
 // peer with nothing left to download. The agent sends them itself: the
 // engine announces on its own schedule, and not at all when it closes.
 func AnnounceEvent(c *http.Client, announce string, ih [20]byte, id [20]byte, port int, event string) error {
+	_, err := Announce(c, announce, ih, id, port, event, 0)
+	return err
+}
+
+// Announce announces the peer with this id and port for the torrent ih to
+// the HTTP tracker at announce, with event ("" for none) and left bytes
+// still to download, and returns the peers the tracker sent back (compact
+// IPv4 and IPv6 lists, or a dictionary list).
+func Announce(c *http.Client, announce string, ih [20]byte, id [20]byte, port int, event string, left int64) ([]netip.AddrPort, error) {
 	u, err := url.Parse(announce)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("tracker %q is not HTTP", announce)
+		return nil, fmt.Errorf("tracker %q is not HTTP", announce)
 	}
 	q := u.Query()
 	q.Set("info_hash", string(ih[:]))
@@ -30,20 +40,73 @@ func AnnounceEvent(c *http.Client, announce string, ih [20]byte, id [20]byte, po
 	q.Set("port", strconv.Itoa(port))
 	q.Set("uploaded", "0")
 	q.Set("downloaded", "0")
-	q.Set("left", "0")
-	q.Set("event", event)
+	q.Set("left", strconv.FormatInt(left, 10))
+	if event != "" {
+		q.Set("event", event)
+	}
 	q.Set("compact", "1")
 	u.RawQuery = queryEncode(q)
 	resp, err := c.Get(u.String())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("announce: %s", resp.Status)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("announce: %s", resp.Status)
+	}
+	var ar struct {
+		Failure string        `bencode:"failure reason"`
+		Peers   bencode.Bytes `bencode:"peers"`
+		Peers6  bencode.Bytes `bencode:"peers6"`
+	}
+	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&ar); err != nil {
+		return nil, fmt.Errorf("announce: %w", err)
+	}
+	if ar.Failure != "" {
+		return nil, fmt.Errorf("announce: %s", ar.Failure)
+	}
+	var peers []netip.AddrPort
+	var compact string
+	if err := bencode.Unmarshal(ar.Peers, &compact); err == nil {
+		peers = append(peers, decodeCompact(compact, 4)...)
+	} else {
+		var list []struct {
+			IP   string `bencode:"ip"`
+			Port uint16 `bencode:"port"`
+		}
+		if err := bencode.Unmarshal(ar.Peers, &list); err == nil {
+			for _, p := range list {
+				if a, err := netip.ParseAddr(p.IP); err == nil {
+					peers = append(peers, netip.AddrPortFrom(a, p.Port))
+				}
+			}
+		}
+	}
+	if len(ar.Peers6) > 0 {
+		var compact6 string
+		if err := bencode.Unmarshal(ar.Peers6, &compact6); err == nil {
+			peers = append(peers, decodeCompact(compact6, 16)...)
+		}
+	}
+	return peers, nil
+}
+
+// decodeCompact decodes a compact peer list of addresses of size bytes each,
+// followed by a port.
+func decodeCompact(s string, size int) []netip.AddrPort {
+	var out []netip.AddrPort
+	for i := 0; i+size+2 <= len(s); i += size + 2 {
+		a, ok := netip.AddrFromSlice([]byte(s[i : i+size]))
+		if !ok {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(s[i+size])<<8|uint16(s[i+size+1])))
+	}
+	return out
 }
 
 // Scrape asks the HTTP tracker at announce how many peers (seeders and

@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -66,9 +65,8 @@ func compactPeers(t *testing.T, raw bencode.Bytes) []string {
 		t.Fatalf("compact peers length %d", len(s))
 	}
 	var out []string
-	for i := 0; i < len(s); i += 6 {
-		b := []byte(s[i : i+6])
-		out = append(out, fmt.Sprintf("%d.%d.%d.%d:%d", b[0], b[1], b[2], b[3], binary.BigEndian.Uint16(b[4:])))
+	for _, p := range decodeCompact(s, 4) {
+		out = append(out, p.String())
 	}
 	return out
 }

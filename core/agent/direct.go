@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/core/store"
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
+)
+
+// A direct fetch: when no peer has a batch, the fastest way to it is the
+// package manager's own, a few plain HTTP downloads from the mirror; the
+// engine, asking the webseed for many small ranges and hashing them, is
+// slower and costs more CPU. The client downloads the files, checks them
+// against the torrent and places them; it then passes each placed file to
+// the agent (an open descriptor, read-only), which checks it again and
+// takes it into the store, piece by piece: from then on the torrent seeds
+// it, while the rest of the batch is still arriving. The host is announced
+// before the client starts, so the next host of a burst finds it and
+// fetches through the swarm, from the pieces this one already seeds and
+// from the webseed.
+
+// alone announces this host for the torrent ih (left bytes to download) to
+// the first of trackers that answers and reports whether it sent back no
+// other peer. A tracker answers announces one at a time: of hosts that
+// start the same batch at once, only the first is alone.
+func (a *Agent) alone(trackers [][]string, ih metainfo.Hash, left int64) bool {
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for _, tier := range trackers {
+		for _, tr := range tier {
+			peers, err := tracker.Announce(a.web, tr, ih, id, port, "started", left)
+			if err != nil {
+				a.log.Debug("announce failed", "tracker", tr, "err", err)
+				continue
+			}
+			for _, p := range peers {
+				if !a.isSelf(p, port) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// inUse reports whether a torrent a client is fetching holds one of the
+// files of layout.
+func (a *Agent) inUse(layout *store.Torrent) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range layout.Keys() {
+		for e := range a.holders[k.Key] {
+			if e.users > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isSelf reports whether p is this host's own peer address, which some
+// trackers send back to the announcer.
+func (a *Agent) isSelf(p netip.AddrPort, port int) bool {
+	if int(p.Port()) != port {
+		return false
+	}
+	if p.Addr().IsLoopback() || p.Addr().IsUnspecified() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ad := range addrs {
+		if n, ok := ad.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == p.Addr().Unmap() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// direct takes the files the client of a direct fetch sends (add told it
+// to download them) until it hangs up.
+func (a *Agent) direct(e *entry, cl client) error {
+	a.log.Info("direct fetch", "torrent", e.t.InfoHash().HexString(), "files", len(e.files))
+	fr, err := cl.files()
+	if err != nil {
+		return err
+	}
+	defer fr.Close()
+	type job struct {
+		path string
+		f    *os.File
+	}
+	// The files are taken in as they come while peers are connected (a
+	// burst: they want what this host has); without peers, once the client
+	// is done, so that the two do not compete for the disk and the CPU
+	// while the package manager waits (at most maxDeferred files wait).
+	var (
+		mu     sync.Mutex
+		queue  []job
+		eof    bool
+		failed sync.Once
+		wg     sync.WaitGroup
+	)
+	next := func() (job, bool) {
+		for {
+			mu.Lock()
+			if len(queue) > 0 && (eof || len(queue) > maxDeferred || len(e.t.PeerConns()) > 0) {
+				j := queue[0]
+				queue = queue[1:]
+				mu.Unlock()
+				return j, true
+			}
+			done := eof && len(queue) == 0
+			mu.Unlock()
+			if done {
+				return job{}, false
+			}
+			select {
+			case <-a.stopped:
+				return job{}, false
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, ok := next()
+				if !ok {
+					return
+				}
+				err := a.importFile(e, j.path, j.f)
+				j.f.Close()
+				if err != nil {
+					failed.Do(func() { a.log.Warn("direct fetch: file not taken", "torrent", e.t.InfoHash().HexString(), "err", err) })
+				}
+			}
+		}()
+	}
+	for {
+		req, files, err := fr.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				a.log.Warn("direct fetch: bad import", "torrent", e.t.InfoHash().HexString(), "err", err)
+			}
+			break
+		}
+		mu.Lock()
+		for i, f := range files {
+			queue = append(queue, job{req.Paths[i], f})
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	eof = true
+	mu.Unlock()
+	wg.Wait()
+	mu.Lock()
+	for _, j := range queue { // the agent stopped
+		j.f.Close()
+	}
+	mu.Unlock()
+	// The engine learns of the pieces through the store's completion hook
+	// (see propagate): tell the trackers once it has them all.
+	go func() {
+		select {
+		case <-e.t.Complete().On():
+			a.announceCompleted(e)
+		case <-e.t.Closed():
+		case <-a.stopped:
+		case <-time.After(time.Minute):
+		}
+	}()
+	return nil
+}
+
+// maxDeferred is how many files a direct fetch holds open, untaken, while
+// no peer is connected.
+const maxDeferred = 512
+
+// importFile takes the torrent's file path from f, which must be a regular
+// file (a pipe or device could block the agent).
+func (a *Agent) importFile(e *entry, path string, f *os.File) error {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("import %s: not a regular file", path)
+	}
+	n, err := e.layout.Import(path, f)
+	a.imported.Add(n)
+	return err
+}
