@@ -211,6 +211,14 @@ func (r *FileReceiver) Next() (Request, []*os.File, error) {
 			r.closeAll()
 			return Request{}, nil, errors.New("bad import request: too many files in one message")
 		}
+		// Each request's files come with it (a read ends at a message with
+		// files): at most the files of a line read in part and of the next
+		// one are waiting. More are files no request names, which would
+		// pile up, open, in the agent.
+		if len(r.fds) > 2*MaxImportFiles {
+			r.closeAll()
+			return Request{}, nil, errors.New("bad import request: files no request names")
+		}
 		r.buf = append(r.buf, r.data[:n]...)
 		if err != nil {
 			r.closeAll()
