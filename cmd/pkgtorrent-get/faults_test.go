@@ -503,7 +503,9 @@ func TestFault7AgentKilled(t *testing.T) {
 	dir := t.TempDir()
 	list := batchList(t, svc, root, dir, b)
 	done := make(chan e2e.Result, 1)
-	go func() { done <- h.Get(list, "--service", svc.url, "--http-fallback=false", "--direct=false", "--batch", "-") }()
+	go func() {
+		done <- h.Get(list, "--service", svc.url, "--http-fallback=false", "--direct=false", "--batch", "-")
+	}()
 	var pid int
 	testkit.WaitFor(t, "the download to start", 30*time.Second, func() bool {
 		if st := h.Status(); st != nil && st["from_webseed"] > 0 {

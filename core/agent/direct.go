@@ -12,6 +12,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/pkgtorrent/pkgtorrent/core/control"
 	"github.com/pkgtorrent/pkgtorrent/core/store"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
@@ -91,14 +92,42 @@ func (a *Agent) isSelf(p netip.AddrPort, port int) bool {
 }
 
 // direct takes the files the client of a direct fetch sends (add told it
-// to download them) until it hangs up.
-func (a *Agent) direct(e *entry, cl client) error {
+// to download them) until it hangs up, or asks the agent to fetch the rest
+// (more). Once a peer connects for the torrent, the agent tells the client
+// so ("swarm"): in a burst, the hosts share the origin's work only when
+// each fetches through the swarm.
+func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 	a.log.Info("direct fetch", "torrent", e.t.InfoHash().HexString(), "files", len(e.files))
 	fr, err := cl.files()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer fr.Close()
+	end := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-end:
+				return
+			case <-a.stopped:
+				return
+			case <-tick.C:
+				if len(e.t.PeerConns()) > 0 {
+					a.log.Info("direct fetch: peers arrived", "torrent", e.t.InfoHash().HexString())
+					cl.send(control.Reply{Type: "swarm"})
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(end)
+		<-watched // no reply of its own after ours
+	}()
 	type job struct {
 		path string
 		f    *os.File
@@ -153,11 +182,30 @@ func (a *Agent) direct(e *entry, cl client) error {
 		}()
 	}
 	for {
+		// No more than maxDeferred files held open: past that the
+		// workers take them in (see next) and the client waits.
+		for {
+			mu.Lock()
+			n := len(queue)
+			mu.Unlock()
+			if n <= maxDeferred {
+				break
+			}
+			select {
+			case <-a.stopped:
+				return false, errors.New("agent stopped")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 		req, files, err := fr.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				a.log.Warn("direct fetch: bad import", "torrent", e.t.InfoHash().HexString(), "err", err)
 			}
+			break
+		}
+		if req.Op == "fetch" {
+			more = true
 			break
 		}
 		mu.Lock()
@@ -186,7 +234,7 @@ func (a *Agent) direct(e *entry, cl client) error {
 		case <-time.After(time.Minute):
 		}
 	}()
-	return nil
+	return more, nil
 }
 
 // maxDeferred is how many files a direct fetch holds open, untaken, while

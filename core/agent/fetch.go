@@ -57,7 +57,13 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 	}
 	defer a.release(e)
 	if direct {
-		return a.direct(e, cl)
+		more, err := a.direct(e, cl)
+		if err != nil || !more {
+			return err
+		}
+		// The client leaves the rest to the engine: the webseeds join at
+		// once, for the pieces no peer has.
+		a.download(e, 0)
 	}
 	cl.watch()
 	base := e.t.Stats()
@@ -202,6 +208,13 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 			return nil, false, err
 		}
 	}
+	a.download(e, swarm)
+	return e, false, nil
+}
+
+// download makes sure the whole torrent of e is being downloaded (once),
+// its trackers knowing swarm peers (-1: unknown; see webseedPolicy).
+func (a *Agent) download(e *entry, swarm int) {
 	e.fetching.Do(func() {
 		if e.announceList != nil {
 			// An adopted batch: now it is ours, the trackers hear of it.
@@ -216,7 +229,6 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		spreadOrder(e.t)
 		go a.webseedPolicy(e, swarm)
 	})
-	return e, false, nil
 }
 
 // insert adds a torrent to the engine with users users, or takes users more

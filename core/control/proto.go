@@ -96,7 +96,10 @@ type Reply struct {
 	// has the batch; the client downloads the files the agent does not
 	// hold (Files names those it holds) from the mirror, places them, and
 	// sends each one's content on the same connection ("import" requests,
-	// SendFiles) for the agent to seed.
+	// SendFiles) for the agent to seed. "swarm" tells such a client that
+	// peers have arrived: it starts no more downloads, and leaves the files
+	// it has not got to the agent with a "fetch" request on the same
+	// connection (no torrent), which the agent answers as any fetch.
 	Type     string   `json:"type"`
 	Progress Progress `json:"progress"`
 	// Files maps torrent file paths to the agent's verified data files:
@@ -165,8 +168,9 @@ func NewFileReceiver(c *net.UnixConn) *FileReceiver {
 }
 
 // Next returns the next import request and its files (io.EOF when the
-// client hung up). A request without its files, or any other request, is
-// an error; the files returned are the caller's to close.
+// client hung up), or a "fetch" request (no files): the client leaves the
+// rest of the batch to the agent. A request without its files, or any
+// other request, is an error; the files returned are the caller's to close.
 func (r *FileReceiver) Next() (Request, []*os.File, error) {
 	for {
 		if i := bytes.IndexByte(r.buf, '\n'); i >= 0 {
@@ -176,6 +180,9 @@ func (r *FileReceiver) Next() (Request, []*os.File, error) {
 			if err := json.Unmarshal(line, &req); err != nil {
 				r.closeAll()
 				return req, nil, fmt.Errorf("bad import request: %w", err)
+			}
+			if req.Op == "fetch" && len(req.Paths) == 0 {
+				return req, nil, nil
 			}
 			if req.Op != "import" || len(req.Paths) == 0 || len(req.Paths) > MaxImportFiles || len(req.Paths) > len(r.fds) {
 				r.closeAll()

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,7 +20,9 @@ const directWorkers = 2
 
 // directFetch downloads the files of a batch no peer has straight from the
 // mirror, as the package manager would, and gives each placed file to the
-// agent, which seeds it (control: the "direct" reply).
+// agent, which seeds it (control: the "direct" reply). When the agent says
+// peers have arrived ("swarm"), it starts no more files: the agent fetches
+// the rest through the swarm.
 type directFetch struct {
 	cfg      Config
 	conn     *control.Conn
@@ -27,12 +30,52 @@ type directFetch struct {
 	total    int64
 	received atomic.Int64
 	sendMu   sync.Mutex
+	// replies are the agent's replies, read from the start of the direct
+	// fetch on (see recv).
+	replies chan reply
+	swarm   atomic.Bool
+}
+
+type reply struct {
+	rep control.Reply
+	err error
+}
+
+func newDirectFetch(cfg Config, conn *control.Conn) *directFetch {
+	d := &directFetch{cfg: cfg, conn: conn, replies: make(chan reply, 16)}
+	go func() {
+		for {
+			rep, err := conn.Recv(time.Time{})
+			if err == nil && rep.Type == "swarm" {
+				d.swarm.Store(true)
+			}
+			d.replies <- reply{rep, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return d
+}
+
+// recv is conn.Recv once the direct fetch has started.
+func (d *directFetch) recv(deadline time.Time) (control.Reply, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case r := <-d.replies:
+		return r.rep, r.err
+	case <-t.C:
+		return control.Reply{}, errors.New("reading from agent: timeout")
+	}
 }
 
 // run downloads items[i] for every i in d.todo from its URL, each checked
 // against the torrent's want for it as it arrives, places it and sends it to
-// the agent; errors go to placeErrs, placed bytes to placed.
-func (d *directFetch) run(ctx context.Context, items []Item, rels []string, want map[string]expect, placeErrs []error, placed *atomic.Int64) {
+// the agent; errors go to placeErrs, placed bytes to placed. It returns the
+// items it did not place: not started because peers arrived, or failed
+// (their placeErrs set).
+func (d *directFetch) run(ctx context.Context, items []Item, rels []string, want map[string]expect, placeErrs []error, placed *atomic.Int64) (rest []int) {
 	hc := httpClient(d.cfg)
 	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = directWorkers
 	defer hc.CloseIdleConnections()
@@ -41,6 +84,7 @@ func (d *directFetch) run(ctx context.Context, items []Item, rels []string, want
 		jobs <- i
 	}
 	close(jobs)
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range min(directWorkers, len(d.todo)) {
 		wg.Add(1)
@@ -51,10 +95,19 @@ func (d *directFetch) run(ctx context.Context, items []Item, rels []string, want
 					placeErrs[i] = fmt.Errorf("%s: %w", items[i].Output, ctx.Err())
 					continue
 				}
+				if d.swarm.Load() {
+					mu.Lock()
+					rest = append(rest, i)
+					mu.Unlock()
+					continue
+				}
 				w := want[rels[i]]
 				n, err := download(ctx, hc, d.cfg.StallTimeout, items[i], 0, &w, func(f *os.File) { d.give(rels[i], f) }, func(n int) { d.received.Add(int64(n)) })
 				if err != nil {
 					placeErrs[i] = fmt.Errorf("%s: %s: %w", items[i].Output, items[i].URL, err)
+					mu.Lock()
+					rest = append(rest, i)
+					mu.Unlock()
 					continue
 				}
 				placed.Add(n)
@@ -69,7 +122,15 @@ func (d *directFetch) run(ctx context.Context, items []Item, rels []string, want
 		select {
 		case <-done:
 			d.progress()
-			return
+			if d.cfg.Warn != nil {
+				for _, i := range rest {
+					if placeErrs[i] != nil {
+						d.cfg.Warn(fmt.Sprintf("fetching %d files through the agent: the mirror failed: %v", len(rest), placeErrs[i]))
+						break
+					}
+				}
+			}
+			return rest
 		case <-tick.C:
 			d.progress()
 		}

@@ -275,17 +275,22 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	}
 	var last control.Progress
 	var direct *directFetch
-	// follow follows the agent's replies to the fetch sent on conn until
-	// the batch is done; on "direct" it downloads the files itself.
-	follow := func(conn *control.Conn) error {
+	// follow follows the agent's replies to the fetch until the batch is
+	// done; on "direct" it downloads the files itself, and leaves those it
+	// did not get (peers arrived, or the mirror failed) to the agent.
+	follow := func() error {
+		recv := conn.Recv
 		lastMove := time.Now()
 		for {
-			rep, err := conn.Recv(time.Now().Add(cfg.StallTimeout))
+			rep, err := recv(time.Now().Add(cfg.StallTimeout))
 			if err != nil {
 				return fmt.Errorf("agent: %w", err)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if rep.Type == "swarm" {
+				continue // for a direct fetch that has ended
 			}
 			p := rep.Progress
 			if p.Completed > last.Completed || rep.Type == "done" || rep.Type == "files" {
@@ -296,20 +301,27 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 				cfg.Progress(p)
 			}
 			switch {
-			case rep.Type == "direct":
+			case rep.Type == "direct" && direct == nil:
 				startPlacing(rep.Files)
-				direct = &directFetch{cfg: cfg, conn: conn}
-				for _, r := range rels {
-					direct.total += want[r].size
-				}
+				direct = newDirectFetch(cfg, conn)
 				for i := range items {
+					direct.total += want[rels[i]].size
 					if !started[i] {
 						started[i] = true
 						direct.todo = append(direct.todo, i)
 					}
 				}
-				direct.run(ctx, items, rels, want, placeErrs, &placed)
-				return nil
+				rest := direct.run(ctx, items, rels, want, placeErrs, &placed)
+				if len(rest) == 0 || ctx.Err() != nil {
+					return nil
+				}
+				for _, i := range rest {
+					started[i], placeErrs[i] = false, nil
+				}
+				if err := conn.Send(control.Request{Op: "fetch"}); err != nil {
+					return fmt.Errorf("talking to agent: %w", err)
+				}
+				recv, lastMove = direct.recv, time.Now()
 			case rep.Type == "done":
 				startPlacing(rep.Files)
 				return nil
@@ -320,38 +332,7 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 			}
 		}
 	}
-	err = follow(conn)
-	if err == nil && direct != nil && ctx.Err() == nil {
-		// Files the mirror did not give as the torrent has them (a mirror
-		// other than the service's, one that is down): the agent fetches
-		// them, from peers and the service's webseeds, as any batch.
-		var failed []int
-		for _, i := range direct.todo {
-			if placeErrs[i] != nil {
-				failed = append(failed, i)
-			}
-		}
-		if len(failed) > 0 {
-			if cfg.Warn != nil {
-				cfg.Warn(fmt.Sprintf("%d files not downloaded from the mirror (%v); fetching them through the agent", len(failed), placeErrs[failed[0]]))
-			}
-			conn.Close()
-			for _, i := range failed {
-				started[i], placeErrs[i] = false, nil
-			}
-			err = func() error {
-				conn, err := control.Connect(ctx, cfg.StateDir, cfg.Launch, cfg.ConnectTimeout)
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				if err := conn.Send(control.Request{Op: "fetch", Torrent: tb, Mirrors: cfg.Mirrors}); err != nil {
-					return fmt.Errorf("talking to agent: %w", err)
-				}
-				return follow(conn)
-			}()
-		}
-	}
+	err = follow()
 	close(jobs)
 	workers.Wait()
 	if err != nil {
