@@ -28,7 +28,8 @@ type directFetch struct {
 	conn     *control.Conn
 	todo     []int // the items it downloads
 	total    int64
-	received atomic.Int64
+	received atomic.Int64 // bytes received (progress)
+	got      atomic.Int64 // bytes of the files placed
 	sendMu   sync.Mutex
 	// replies are the agent's replies, read from the start of the direct
 	// fetch on (see recv).
@@ -111,6 +112,7 @@ func (d *directFetch) run(ctx context.Context, items []Item, rels []string, want
 					continue
 				}
 				placed.Add(n)
+				d.got.Add(n)
 			}
 		}()
 	}

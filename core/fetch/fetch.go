@@ -341,7 +341,7 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	res := Result{Files: len(items), BytesFromPeers: last.FromPeers, BytesFromWebseed: last.FromWebseed}
 	if direct != nil {
 		res.Direct = true
-		res.BytesFromWebseed += direct.received.Load()
+		res.BytesFromWebseed += direct.got.Load()
 	}
 	for i := range items {
 		if !started[i] {
