@@ -181,22 +181,8 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 			}
 		}()
 	}
+	received := 0
 	for {
-		// No more than maxDeferred files held open: past that the
-		// workers take them in (see next) and the client waits.
-		for {
-			mu.Lock()
-			n := len(queue)
-			mu.Unlock()
-			if n <= maxDeferred {
-				break
-			}
-			select {
-			case <-a.stopped:
-				return false, errors.New("agent stopped")
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
 		req, files, err := fr.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -206,6 +192,15 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 		}
 		if req.Op == "fetch" {
 			more = true
+			break
+		}
+		// The client sends each file once: no more descriptors than the
+		// batch has files are held for it.
+		if received += len(files); received > len(e.files) {
+			for _, f := range files {
+				f.Close()
+			}
+			a.log.Warn("direct fetch: more files than the batch has", "torrent", e.t.InfoHash().HexString())
 			break
 		}
 		mu.Lock()
@@ -237,9 +232,9 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 	return more, nil
 }
 
-// maxDeferred is how many files a direct fetch holds open, untaken, while
-// no peer is connected.
-const maxDeferred = 512
+// maxDeferred is how many files of a direct fetch wait, open, while no peer
+// is connected: past that they are taken in at once.
+const maxDeferred = 4096
 
 // importFile takes the torrent's file path from f, which must be a regular
 // file (a pipe or device could block the agent).
