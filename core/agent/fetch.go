@@ -12,6 +12,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
 func (a *Agent) busy(delta int) {
@@ -182,8 +183,15 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	swarm := -1
 	if !ok {
 		// Ask the tracker before the engine announces us: we are not a peer.
-		swarm = a.swarmSize(mi.UpvertedAnnounceList(), ih)
-		if offer != nil && swarm == 0 {
+		counts, ok := a.swarmSize(mi.UpvertedAnnounceList(), ih)
+		if ok {
+			// Leechers do not count for the webseeds: a host that starts
+			// with others (a burst) would wait for peers that have
+			// nothing yet, while the origin idles; the webseeds leave
+			// the pieces connected peers have to them anyway.
+			swarm = counts.Complete + counts.Related
+		}
+		if offer != nil && ok && counts == (tracker.Counts{}) {
 			layout, err := a.store.Layout(info)
 			if err != nil {
 				return nil, false, err

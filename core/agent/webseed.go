@@ -154,19 +154,19 @@ func spreadOrder(t *torrent.Torrent) {
 	}
 }
 
-// swarmSize asks the trackers (first that answers) how many peers they know
-// for ih; -1 when none answers.
-func (a *Agent) swarmSize(trackers [][]string, ih metainfo.Hash) int {
+// swarmSize asks the trackers (first that answers) what peers they know for
+// ih; ok is false when none answers.
+func (a *Agent) swarmSize(trackers [][]string, ih metainfo.Hash) (c tracker.Counts, ok bool) {
 	for _, tier := range trackers {
 		for _, tr := range tier {
-			n, err := tracker.Scrape(a.web, tr, ih)
+			c, err := tracker.ScrapeCounts(a.web, tr, ih)
 			if err == nil {
-				return n
+				return c, true
 			}
 			a.log.Debug("scrape failed", "tracker", tr, "err", err)
 		}
 	}
-	return -1
+	return tracker.Counts{}, false
 }
 
 func (a *Agent) addWebseeds(e *entry, why string) {

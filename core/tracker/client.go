@@ -114,13 +114,26 @@ func decodeCompact(s string, size int) []netip.AddrPort {
 // (BEP 48: the scrape URL replaces the last "announce" of the announce
 // URL).
 func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
+	n, err := ScrapeCounts(c, announce, ih)
+	return n.Complete + n.Incomplete + n.Related, err
+}
+
+// Counts are what a tracker's scrape says of a torrent.
+type Counts struct {
+	// Complete and Incomplete are its seeders and leechers; Related the
+	// agents of related batches (RelatedKey, the embedded tracker only).
+	Complete, Incomplete, Related int
+}
+
+// ScrapeCounts is Scrape with the counts apart.
+func ScrapeCounts(c *http.Client, announce string, ih [20]byte) (Counts, error) {
 	u, err := url.Parse(announce)
 	if err != nil {
-		return 0, err
+		return Counts{}, err
 	}
 	i := strings.LastIndex(u.Path, "/announce")
 	if i < 0 || (u.Scheme != "http" && u.Scheme != "https") {
-		return 0, fmt.Errorf("tracker %q has no scrape convention", announce)
+		return Counts{}, fmt.Errorf("tracker %q has no scrape convention", announce)
 	}
 	u.Path = u.Path[:i] + "/scrape" + u.Path[i+len("/announce"):]
 	q := u.Query()
@@ -128,15 +141,15 @@ func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
 	u.RawQuery = queryEncode(q)
 	resp, err := c.Get(u.String())
 	if err != nil {
-		return 0, err
+		return Counts{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return 0, err
+		return Counts{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape: %s", resp.Status)
+		return Counts{}, fmt.Errorf("scrape: %s", resp.Status)
 	}
 	var sr struct {
 		Files map[string]struct {
@@ -146,10 +159,10 @@ func Scrape(c *http.Client, announce string, ih [20]byte) (int, error) {
 		} `bencode:"files"`
 	}
 	if err := bencode.NewDecoder(bytes.NewReader(body)).Decode(&sr); err != nil {
-		return 0, fmt.Errorf("scrape: %w", err)
+		return Counts{}, fmt.Errorf("scrape: %w", err)
 	}
 	f := sr.Files[string(ih[:])]
-	return f.Complete + f.Incomplete + f.Related, nil
+	return Counts{f.Complete, f.Incomplete, f.Related}, nil
 }
 
 // queryEncode encodes q with spaces as %20, not +: trackers such as
