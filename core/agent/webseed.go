@@ -26,10 +26,12 @@ func (a *Agent) announceCompleted(e *entry) {
 }
 
 // webseedPolicy decides when the webseeds join the torrent, and what they
-// fetch: they join at once when the tracker knows no peer for it, else when
-// peers have delivered nothing for PeerGrace. (Leechers count as peers: a
-// host that just completed is still a leecher to the tracker until its
-// "completed" announce.) Once in, the webseeds fetch only the pieces no
+// fetch: they join at once when the tracker knows no seeder for it (swarm
+// counts seeders and agents of related batches, not leechers), else when
+// peers have delivered nothing for PeerGrace. (A host that just completed
+// is a leecher to the tracker until its "completed" announce, which the
+// agent sends at once; until the engine has the peers' bitfields the
+// webseeds may take pieces they have.) Once in, the webseeds fetch only the pieces no
 // connected peer has, unless peers that have pieces we want deliver nothing
 // for leaveGrace times PeerGrace: in a burst the mirror sends each piece
 // about once and the hosts trade the rest, and peers that hold pieces but do
