@@ -181,7 +181,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 			}
 		}()
 	}
-	received := 0
+	received, held := 0, len(e.layout.Held())
 	for {
 		req, files, err := fr.Next()
 		if err != nil {
@@ -208,6 +208,13 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 			queue = append(queue, job{req.Paths[i], f})
 		}
 		mu.Unlock()
+	}
+	if !more && received+held == len(e.files) {
+		// Every file is here, about to be taken in: the trackers hear of
+		// a seeder now, so that a host arriving meanwhile waits for this
+		// one (the intake starts at once when it connects) instead of
+		// taking the batch from the mirror.
+		a.announceCompleted(e)
 	}
 	mu.Lock()
 	eof = true
