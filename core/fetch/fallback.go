@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -86,7 +87,9 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 	}
 	var n int64
 	if want != nil {
-		w := bufio.NewWriterSize(&errWriter{w: f}, 256<<10)
+		w := writers.Get().(*bufio.Writer)
+		defer writers.Put(w)
+		w.Reset(&errWriter{w: f})
 		cw := &countWriter{w: w}
 		w2 := *want
 		w2.sha256 = it.SHA256
@@ -137,6 +140,10 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 	}
 	return n, nil
 }
+
+// writers are the write buffers of downloads checked against a torrent, a
+// thousand small files in a batch.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
 
 // countReader tells of every byte it reads.
 type countReader struct {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
@@ -138,6 +139,9 @@ func (e *errWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// pieceBufs are check's piece buffers.
+var pieceBufs = sync.Pool{New: func() any { b := make([]byte, torrentfile.PieceLength); return &b }}
+
 // check reads a file's content from r to its end and checks its size, piece
 // hashes and (if wanted) SHA-256 in one pass.
 func check(r io.Reader, want expect) error {
@@ -145,7 +149,9 @@ func check(r io.Reader, want expect) error {
 	if want.sha256 != nil {
 		h256 = sha256.New()
 	}
-	buf := make([]byte, torrentfile.PieceLength)
+	bp := pieceBufs.Get().(*[]byte)
+	defer pieceBufs.Put(bp)
+	buf := *bp
 	var size int64
 	for i := 0; i < len(want.pieces)/20; i++ {
 		n, err := io.ReadFull(r, buf)
