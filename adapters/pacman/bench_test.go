@@ -145,7 +145,7 @@ func BenchmarkBatch(b *testing.B) {
 	for _, limit := range []string{"0", "1000000"} {
 		svc := startService(b, rp.root, "--origin-rate-limit", limit)
 		servers := []string{svc.url + "$repo/os/$arch"}
-		for _, mode := range []string{"pacman-parallel5", "pkgtorrent-pacman", "pkgtorrent-pacman-warm"} {
+		for _, mode := range []string{"pacman-parallel5", "pkgtorrent-pacman", "pkgtorrent-pacman-warm", "pkgtorrent-pacman-peer"} {
 			b.Run("origin-limit="+limit+"/"+mode, func(b *testing.B) {
 				benchBatch(b, rp, all, servers, svc, mode)
 			})
@@ -154,7 +154,8 @@ func BenchmarkBatch(b *testing.B) {
 }
 
 // benchBatch installs all but the last of all; "-warm" has an agent running
-// (it fetched the last one) before the transaction starts.
+// (it fetched the last one) before the transaction starts; "-peer" has
+// another host, which ran the same transaction, seeding the packages.
 func benchBatch(b *testing.B, rp repo, all []pkg, servers []string, svc service, mode string) {
 	ps := all[:len(all)-1]
 	get, _ := testkit.Binaries(b)
@@ -170,6 +171,13 @@ func benchBatch(b *testing.B, rp repo, all []pkg, servers []string, svc service,
 				b.Fatalf("warm-up: %s", res.stderr)
 			}
 		}
+		var peer *pacRoot
+		if mode == "pkgtorrent-pacman-peer" {
+			peer = newRoot(b, servers, "", getConf(svc.url, "quiet = true"))
+			if res := peer.batch(args...); res.code != 0 {
+				b.Fatalf("peer: exit %d\n%s", res.code, res.stderr)
+			}
+		}
 		b.StartTimer()
 		var res run
 		if strings.HasPrefix(mode, "pkgtorrent-pacman") {
@@ -182,6 +190,12 @@ func benchBatch(b *testing.B, rp repo, all []pkg, servers []string, svc service,
 			b.Fatalf("exit %d\n%s", res.code, res.stderr)
 		}
 		r.checkInstalled(rp, ps)
+		if peer != nil {
+			if st := r.host.Status(); st == nil || st["from_peers"] == 0 {
+				b.Fatalf("the host took nothing from its peer: %v", st)
+			}
+			peer.host.Stop()
+		}
 		r.host.Stop()
 		if mode != "pacman-parallel5" && strings.Contains(res.stderr, "pkgtorrent-pacman:") {
 			b.Fatalf("the batch did not go through:\n%s", res.stderr)
