@@ -91,6 +91,11 @@ type entry struct {
 	// announceList is an adopted batch's trackers, not announced to until
 	// a client fetches the batch (nil: announced from the start).
 	announceList [][]string
+	// yield, closed once (yieldOnce), ends a direct fetch's downloads
+	// (see yieldShared): a fetch of another batch of this agent shares
+	// files with it.
+	yield     chan struct{}
+	yieldOnce sync.Once
 }
 
 // ErrRunning is returned by Run when another agent holds the state directory.

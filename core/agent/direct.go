@@ -68,6 +68,22 @@ func (a *Agent) inUse(layout *store.Torrent) bool {
 	return false
 }
 
+// yieldShared ends the direct fetches of other batches that share files
+// with e: their clients leave the rest to the engine, where a piece
+// completed for one torrent is complete for every torrent holding the file
+// (see propagate), so that the two fetches do not both get those files.
+func (a *Agent) yieldShared(e *entry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range e.layout.Keys() {
+		for o := range a.holders[k.Key] {
+			if o != e {
+				o.yieldOnce.Do(func() { close(o.yield) })
+			}
+		}
+	}
+}
+
 // isSelf reports whether p is this host's own peer address, which some
 // trackers send back to the announcer.
 func (a *Agent) isSelf(p netip.AddrPort, port int) bool {
@@ -114,6 +130,10 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 			case <-end:
 				return
 			case <-a.stopped:
+				return
+			case <-e.yield:
+				a.log.Info("direct fetch: another fetch shares its files", "torrent", e.t.InfoHash().HexString())
+				cl.send(control.Reply{Type: "swarm"})
 				return
 			case <-tick.C:
 				if len(e.t.PeerConns()) > 0 {

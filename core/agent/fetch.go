@@ -215,6 +215,7 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 		if e, err = a.insert(mi, info, mirrors, 1, false); err != nil {
 			return nil, false, err
 		}
+		a.yieldShared(e)
 	}
 	a.download(e, swarm)
 	return e, false, nil
@@ -262,7 +263,7 @@ func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []str
 		layout.Close()
 		return nil, fmt.Errorf("torrent: %w", err)
 	}
-	e := &entry{layout: layout, webseeds: spec.Webseeds, users: users, lastUsed: time.Now()}
+	e := &entry{layout: layout, webseeds: spec.Webseeds, users: users, lastUsed: time.Now(), yield: make(chan struct{})}
 	if adopted {
 		e.announceList = spec.Trackers
 		spec.Trackers = nil
