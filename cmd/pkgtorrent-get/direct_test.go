@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -176,15 +175,7 @@ func dialAgent(t *testing.T, state string) *rawAgent {
 
 func (a *rawAgent) send(t *testing.T, line []byte, files ...*os.File) error {
 	t.Helper()
-	var oob []byte
-	if len(files) > 0 {
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
-		oob = syscall.UnixRights(fds...)
-	}
-	_, _, err := a.c.WriteMsgUnix(line, oob, nil)
+	_, _, err := a.c.WriteMsgUnix(line, control.Rights(files), nil)
 	return err
 }
 

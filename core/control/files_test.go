@@ -93,15 +93,7 @@ func stillOpen(fd int, id fdID) bool {
 // a client that does not go through SendFiles.
 func rawSend(t *testing.T, c *Conn, line []byte, files []*os.File) {
 	t.Helper()
-	var oob []byte
-	if len(files) > 0 {
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
-		oob = syscall.UnixRights(fds...)
-	}
-	if _, _, err := c.c.(*net.UnixConn).WriteMsgUnix(line, oob, nil); err != nil {
+	if _, _, err := c.c.(*net.UnixConn).WriteMsgUnix(line, Rights(files), nil); err != nil {
 		t.Fatal(err)
 	}
 }

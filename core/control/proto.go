@@ -137,11 +137,7 @@ func (c *Conn) SendFiles(paths []string, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	fds := make([]int, len(files))
-	for i, f := range files {
-		fds[i] = int(f.Fd())
-	}
-	n, oobn, err := uc.WriteMsgUnix(append(b, '\n'), syscall.UnixRights(fds...), nil)
+	n, oobn, err := uc.WriteMsgUnix(append(b, '\n'), Rights(files), nil)
 	if err != nil {
 		return fmt.Errorf("sending files to agent: %w", err)
 	}
@@ -149,6 +145,19 @@ func (c *Conn) SendFiles(paths []string, files []*os.File) error {
 		return errors.New("sending files to agent: short write")
 	}
 	return nil
+}
+
+// Rights is the control message passing files' descriptors (SCM_RIGHTS);
+// nil for none.
+func Rights(files []*os.File) []byte {
+	if len(files) == 0 {
+		return nil
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	return syscall.UnixRights(fds...)
 }
 
 // FileReceiver reads import requests and the files that come with them
