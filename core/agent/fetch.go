@@ -87,12 +87,18 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 	}
 	// Files complete before the batch is are reported as they complete, so
 	// that the client places them while the rest downloads.
+	// The store's own record of each data file's pieces decides (see
+	// Store.Complete): asking the engine each file's completed bytes cost
+	// 6% of an agent's CPU in a burst of 1,000 files.
 	reported := make(map[string]bool, len(e.files))
+	rels := make([]string, len(e.files))
+	for i, f := range e.files {
+		rels[i] = strings.Join(f.FileInfo().Path, "/")
+	}
 	completeFiles := func(all bool) map[string]string {
 		var out map[string]string
-		for _, f := range e.files {
-			rel := strings.Join(f.FileInfo().Path, "/")
-			if reported[rel] && !all || f.BytesCompleted() != f.Length() {
+		for _, rel := range rels {
+			if reported[rel] && !all {
 				continue
 			}
 			p, _ := e.layout.DataPath(rel)
@@ -127,8 +133,7 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 			return errors.New("torrent dropped by the agent")
 		case <-done:
 			files := map[string]string{}
-			for _, f := range e.files {
-				rel := strings.Join(f.FileInfo().Path, "/")
+			for _, rel := range rels {
 				p, _ := e.layout.DataPath(rel)
 				if !a.store.Complete(p) {
 					return fmt.Errorf("%s: data changed on disk after verification", rel)

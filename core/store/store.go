@@ -520,19 +520,19 @@ func (s *Store) Complete(path string) bool {
 	if df == nil || df.path != path {
 		return false
 	}
-	// One stat for the whole file, not one per piece.
+	// The pieces first, in memory: a file still downloading costs no stat
+	// (the agent asks of every file of a fetch several times a second).
+	df.mu.Lock()
+	marked := df.complete != nil && !slices.Contains(df.complete, false)
+	df.mu.Unlock()
+	if !marked {
+		return false
+	}
+	// Then one stat for the whole file, not one per piece.
 	st, exists := statOf(df.path)
 	df.mu.Lock()
 	defer df.mu.Unlock()
-	if !exists || df.complete == nil || st != df.stamp {
-		return false
-	}
-	for _, ok := range df.complete {
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return exists && df.complete != nil && st == df.stamp && !slices.Contains(df.complete, false)
 }
 
 // Prune deletes data files that no open torrent uses, least recently
