@@ -277,20 +277,30 @@ func TestAgentRestartRehashes(t *testing.T) {
 		t.Fatalf("first fetch: %s", r.Stderr)
 	}
 	h.Stop()
-	// Corrupt every data file of the agent in place (same size).
+	// Corrupt every file's data in place (same size): the store keeps the
+	// batch in a pack, whose index ("key offset size" lines) says where.
 	var corrupted int
-	filepath.Walk(filepath.Join(h.State, "data"), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
-			f, err := os.OpenFile(p, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
+	idxs, _ := filepath.Glob(filepath.Join(h.State, "data", "packs", "*.idx"))
+	for _, idx := range idxs {
+		index, err := os.ReadFile(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(strings.TrimSuffix(idx, ".idx"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(index)), "\n") {
+			var key string
+			var off, size int64
+			if _, err := fmt.Sscanf(line, "%s %d %d", &key, &off, &size); err != nil {
+				t.Fatalf("pack index line %q: %v", line, err)
 			}
-			f.WriteAt([]byte("corrupt!"), fi.Size()/2)
-			f.Close()
+			f.WriteAt([]byte("corrupt!"), off+size/2)
 			corrupted++
 		}
-		return nil
-	})
+		f.Close()
+	}
 	if corrupted != len(b) {
 		t.Fatalf("found %d data files, want %d", corrupted, len(b))
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
+	"github.com/pkgtorrent/pkgtorrent/core/store"
 	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
@@ -46,10 +47,10 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 			return err
 		}
 	}
-	var offer func(held map[string]string) error
+	var offer func(held map[string]store.Data) error
 	if req.Direct {
-		offer = func(held map[string]string) error {
-			return send(control.Reply{Type: "direct", Files: held})
+		offer = func(held map[string]store.Data) error {
+			return send(withFiles(control.Reply{Type: "direct"}, held))
 		}
 	}
 	e, direct, err := a.add(mi, info, append(mirrors, req.Mirrors...), offer)
@@ -95,20 +96,17 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 	for i, f := range e.files {
 		rels[i] = strings.Join(f.FileInfo().Path, "/")
 	}
-	completeFiles := func(all bool) map[string]string {
-		var out map[string]string
+	completeFiles := func(all bool) map[string]store.Data {
+		var out map[string]store.Data
 		for _, rel := range rels {
-			if reported[rel] && !all {
-				continue
-			}
-			p, _ := e.layout.DataPath(rel)
-			if !a.store.Complete(p) {
+			if reported[rel] && !all || !e.layout.Complete(rel) {
 				continue
 			}
 			if out == nil {
-				out = map[string]string{}
+				out = map[string]store.Data{}
 			}
-			out[rel], reported[rel] = p, true
+			out[rel], _ = e.layout.Data(rel)
+			reported[rel] = true
 		}
 		return out
 	}
@@ -132,15 +130,14 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 			}
 			return errors.New("torrent dropped by the agent")
 		case <-done:
-			files := map[string]string{}
+			files := map[string]store.Data{}
 			for _, rel := range rels {
-				p, _ := e.layout.DataPath(rel)
-				if !a.store.Complete(p) {
+				if !e.layout.Complete(rel) {
 					return fmt.Errorf("%s: data changed on disk after verification", rel)
 				}
-				files[rel] = p
+				files[rel], _ = e.layout.Data(rel)
 			}
-			if err := send(control.Reply{Type: "done", Progress: progress(), Files: files}); err != nil {
+			if err := send(withFiles(control.Reply{Type: "done", Progress: progress()}, files)); err != nil {
 				return err
 			}
 			// The client places the files, then hangs up: until then the
@@ -160,13 +157,29 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 			}
 			rep := control.Reply{Type: "progress", Progress: p}
 			if files := completeFiles(false); files != nil {
-				rep.Type, rep.Files = "files", files
+				rep.Type = "files"
+				rep = withFiles(rep, files)
 			}
 			if err := send(rep); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// withFiles returns rep naming files: where each one's data lies.
+func withFiles(rep control.Reply, files map[string]store.Data) control.Reply {
+	rep.Files = make(map[string]string, len(files))
+	for rel, d := range files {
+		rep.Files[rel] = d.Path
+		if d.Offset != 0 {
+			if rep.Offsets == nil {
+				rep.Offsets = map[string]int64{}
+			}
+			rep.Offsets[rel] = d.Offset
+		}
+	}
+	return rep
 }
 
 // add returns the entry for a torrent a client fetches, adding it to the
@@ -177,7 +190,7 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 // offer, naming the files the store holds, and returns the new entry not
 // downloading, and true: the client downloads the other files and imports
 // them.
-func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string, offer func(held map[string]string) error) (*entry, bool, error) {
+func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string, offer func(held map[string]store.Data) error) (*entry, bool, error) {
 	ih := mi.HashInfoBytes()
 	a.mu.Lock()
 	e, ok := a.entries[ih]

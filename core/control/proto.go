@@ -104,8 +104,12 @@ type Reply struct {
 	Progress Progress `json:"progress"`
 	// Files maps torrent file paths to the agent's verified data files:
 	// the files completed since the last report (files), every file (done).
-	Files  map[string]string `json:"files,omitempty"`
-	Status *Status           `json:"status,omitempty"`
+	Files map[string]string `json:"files,omitempty"`
+	// Offsets gives, for the files of Files whose content does not start
+	// at the beginning of their data file (a pack holds many), where it
+	// starts; the content is the file's length from there.
+	Offsets map[string]int64 `json:"offsets,omitempty"`
+	Status  *Status          `json:"status,omitempty"`
 	// Metrics is the agent's metrics in the Prometheus text format (metrics).
 	Metrics string `json:"metrics,omitempty"`
 	Error   string `json:"error,omitempty"`

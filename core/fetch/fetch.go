@@ -244,7 +244,7 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 	}
 	placeErrs := make([]error, len(items))
 	started := make([]bool, len(items))
-	srcs := make([]string, len(items))
+	srcs := make([]source, len(items))
 	var placed atomic.Int64
 	jobs := make(chan int, len(items))
 	var workers sync.WaitGroup
@@ -263,11 +263,11 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 			}
 		}()
 	}
-	startPlacing := func(files map[string]string) {
-		for rel, src := range files {
+	startPlacing := func(rep control.Reply) {
+		for rel, path := range rep.Files {
 			for _, i := range index[rel] {
 				if !started[i] {
-					started[i], srcs[i] = true, src
+					started[i], srcs[i] = true, source{path, rep.Offsets[rel]}
 					jobs <- i // buffered for every item: never blocks
 				}
 			}
@@ -302,7 +302,7 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 			}
 			switch {
 			case rep.Type == "direct" && direct == nil:
-				startPlacing(rep.Files)
+				startPlacing(rep)
 				direct = newDirectFetch(cfg, conn)
 				for i := range items {
 					direct.total += want[rels[i]].size
@@ -323,10 +323,10 @@ func viaTorrent(ctx context.Context, cfg Config, items []Item) (Result, error) {
 				}
 				recv, lastMove = direct.recv, time.Now()
 			case rep.Type == "done":
-				startPlacing(rep.Files)
+				startPlacing(rep)
 				return nil
 			case rep.Type == "files":
-				startPlacing(rep.Files)
+				startPlacing(rep)
 			case time.Since(lastMove) >= cfg.StallTimeout:
 				return fmt.Errorf("no progress for %s (%d of %d bytes, %d peers)", cfg.StallTimeout, p.Completed, p.Total, p.Peers)
 			}

@@ -26,7 +26,14 @@ type expect struct {
 	sha256 []byte
 }
 
-// place puts a verified copy of the agent's data file src at out: copied
+// source is where the agent keeps a file's content: in the data file at
+// path (a pack holds many contents), from offset on, for the file's size.
+type source struct {
+	path   string
+	offset int64
+}
+
+// place puts a verified copy of the agent's data src at out: copied
 // to a temporary name beside out and checked in the same pass, then
 // renamed. out is replaced, never followed if it is a symlink; on error
 // nothing is left behind.
@@ -34,9 +41,9 @@ type expect struct {
 // The placed file is always a copy, never a link: the agent (another user
 // when the caller is root, the store of a long-running agent otherwise) can
 // rewrite its data file after it was verified, and a placed file never
-// changes. src is opened beneath stateDir without following symlinks (see
+// changes. src's data file is opened beneath stateDir without following symlinks (see
 // openData).
-func place(stateDir, src, out string, want expect) (err error) {
+func place(stateDir string, src source, out string, want expect) (err error) {
 	dir, base := filepath.Split(out)
 	if dir == "" {
 		dir = "."
@@ -49,12 +56,15 @@ func place(stateDir, src, out string, want expect) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	in, err := openData(stateDir, src)
+	in, err := openData(stateDir, src.path)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	if err := copyVerified(in, tmp, want); err != nil {
+	if src.offset < 0 {
+		return fmt.Errorf("agent data %s: offset %d", src.path, src.offset)
+	}
+	if err := copyVerified(io.NewSectionReader(in, src.offset, want.size), tmp, want); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {

@@ -63,7 +63,7 @@ func TestPlaceGood(t *testing.T) {
 			writeFile(t, src, data)
 			out := filepath.Join(outDir, "pkg.rpm")
 			want := expectFor(t, data, tail)
-			if err := place(filepath.Dir(src), src, out, want); err != nil {
+			if err := place(filepath.Dir(src), source{path: src}, out, want); err != nil {
 				t.Errorf("size %d tail %v: place: %v", size, tail, err)
 				continue
 			}
@@ -78,7 +78,7 @@ func TestPlaceGood(t *testing.T) {
 			}
 			// Without a sha256 it is checked by pieces alone.
 			want.sha256 = nil
-			if err := place(filepath.Dir(src), src, out, want); err != nil {
+			if err := place(filepath.Dir(src), source{path: src}, out, want); err != nil {
 				t.Errorf("size %d tail %v: place without sha256: %v", size, tail, err)
 			}
 		}
@@ -92,7 +92,7 @@ func TestPlaceReplacesExisting(t *testing.T) {
 	writeFile(t, src, data)
 	out := filepath.Join(dir, "out")
 	writeFile(t, out, []byte("old contents"))
-	if err := place(filepath.Dir(src), src, out, expectFor(t, data, false)); err != nil {
+	if err := place(filepath.Dir(src), source{path: src}, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
@@ -111,7 +111,7 @@ func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 	if err := os.Symlink(victim, out); err != nil {
 		t.Fatal(err)
 	}
-	if err := place(filepath.Dir(src), src, out, expectFor(t, data, true)); err != nil {
+	if err := place(filepath.Dir(src), source{path: src}, out, expectFor(t, data, true)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Lstat(out)
@@ -134,7 +134,7 @@ func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "nowhere"), out); err != nil {
 		t.Fatal(err)
 	}
-	if err := place(filepath.Dir(src), src, out, expectFor(t, data, true)); err != nil {
+	if err := place(filepath.Dir(src), source{path: src}, out, expectFor(t, data, true)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !os.IsNotExist(err) {
@@ -166,7 +166,6 @@ func TestPlaceRejects(t *testing.T) {
 		{"corrupted middle piece", corrupt(2*pl + 100), good, "piece 2"},
 		{"corrupted last byte", corrupt(len(data) - 1), good, "piece 3"},
 		{"short", data[:len(data)-1], good, "size"},
-		{"long", append(slices.Clone(data), 0), good, "size"},
 		// The torrent says the last piece is unpadded, the hashes are padded.
 		{"tail mismatch", data, func() expect { w := good; w.tail = true; return w }(), "piece 3"},
 		// And the other way round.
@@ -178,7 +177,7 @@ func TestPlaceRejects(t *testing.T) {
 			src := filepath.Join(srcDir, "data")
 			writeFile(t, src, tt.src)
 			out := filepath.Join(outDir, "pkg.rpm")
-			err := place(filepath.Dir(src), src, out, tt.want)
+			err := place(filepath.Dir(src), source{path: src}, out, tt.want)
 			if err == nil {
 				t.Fatal("place succeeded")
 			}
@@ -200,7 +199,7 @@ func TestPlaceRejects(t *testing.T) {
 	writeFile(t, src, corrupt(5))
 	out := filepath.Join(dir, "out")
 	writeFile(t, out, []byte("previous"))
-	if err := place(filepath.Dir(src), src, out, good); err == nil {
+	if err := place(filepath.Dir(src), source{path: src}, out, good); err == nil {
 		t.Fatal("place of a corrupt file succeeded")
 	}
 	if got, _ := os.ReadFile(out); string(got) != "previous" {
@@ -218,10 +217,10 @@ func TestPlaceErrors(t *testing.T) {
 	writeFile(t, src, data)
 	want := expectFor(t, data, true)
 
-	if err := place(filepath.Dir(src), src, filepath.Join(dir, "missing", "out"), want); err == nil {
+	if err := place(filepath.Dir(src), source{path: src}, filepath.Join(dir, "missing", "out"), want); err == nil {
 		t.Error("place into a missing directory succeeded")
 	}
-	if err := place(dir, filepath.Join(dir, "nosrc"), filepath.Join(dir, "out"), want); err == nil {
+	if err := place(dir, source{path: filepath.Join(dir, "nosrc")}, filepath.Join(dir, "out"), want); err == nil {
 		t.Error("place of a missing source succeeded")
 	}
 	// An output that is a directory cannot be replaced.
@@ -229,7 +228,7 @@ func TestPlaceErrors(t *testing.T) {
 	if err := os.Mkdir(od, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := place(filepath.Dir(src), src, od, want); err == nil {
+	if err := place(filepath.Dir(src), source{path: src}, od, want); err == nil {
 		t.Error("place over a directory succeeded")
 	}
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"outdir", "src"}) {
@@ -249,7 +248,7 @@ func TestPlaceUnwritableDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o755) })
-	if err := place(filepath.Dir(src), src, filepath.Join(dir, "out"), expectFor(t, data, true)); err == nil {
+	if err := place(filepath.Dir(src), source{path: src}, filepath.Join(dir, "out"), expectFor(t, data, true)); err == nil {
 		t.Error("place into an unwritable directory succeeded")
 	}
 	if names := dirNames(t, dir); len(names) != 0 {
@@ -269,7 +268,7 @@ func TestPlaceCopies(t *testing.T) {
 	writeFile(t, src, data)
 	outDir := t.TempDir()
 	out := filepath.Join(outDir, "out")
-	if err := place(filepath.Dir(src), src, out, expectFor(t, data, false)); err != nil {
+	if err := place(filepath.Dir(src), source{path: src}, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
@@ -278,7 +277,7 @@ func TestPlaceCopies(t *testing.T) {
 	bad := expectFor(t, data, false)
 	bad.sha256[0] ^= 1
 	out2 := filepath.Join(outDir, "out2")
-	if err := place(filepath.Dir(src), src, out2, bad); err == nil {
+	if err := place(filepath.Dir(src), source{path: src}, out2, bad); err == nil {
 		t.Error("copied place with a wrong sha256 succeeded")
 	}
 	if names := dirNames(t, outDir); !slices.Equal(names, []string{"out"}) {
@@ -349,7 +348,7 @@ func TestPlaceForeignData(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	if err := place(filepath.Dir(src), src, out, expectFor(t, data, false)); err != nil {
+	if err := place(filepath.Dir(src), source{path: src}, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.Stat(src)
@@ -367,7 +366,7 @@ func TestPlaceForeignData(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{link, fifo} {
-		if err := place(dir, bad, filepath.Join(dir, "out2"), expectFor(t, data, false)); err == nil {
+		if err := place(dir, source{path: bad}, filepath.Join(dir, "out2"), expectFor(t, data, false)); err == nil {
 			t.Errorf("placed from %s", bad)
 		}
 	}
@@ -386,7 +385,7 @@ func TestPlaceNeverLinks(t *testing.T) {
 	src := filepath.Join(dir, "src")
 	writeFile(t, src, data)
 	out := filepath.Join(dir, "out")
-	if err := place(dir, src, out, expectFor(t, data, false)); err != nil {
+	if err := place(dir, source{path: src}, out, expectFor(t, data, false)); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.Stat(src)
@@ -427,7 +426,7 @@ func TestPlaceSymlinkComponent(t *testing.T) {
 		filepath.Join(elsewhere, "f"),
 		filepath.Join(state, "data", "..", "..", filepath.Base(elsewhere), "f"),
 	} {
-		err := place(state, src, filepath.Join(out, "o"), expectFor(t, data, false))
+		err := place(state, source{path: src}, filepath.Join(out, "o"), expectFor(t, data, false))
 		if err == nil {
 			t.Errorf("placed from %s", src)
 		}
@@ -474,7 +473,7 @@ func TestPlaceRacingSymlinks(t *testing.T) {
 	placed := 0
 	for i := range 200 {
 		o := filepath.Join(out, strconv.Itoa(i))
-		if err := place(state, filepath.Join(sub, "f"), o, expectFor(t, data, false)); err != nil {
+		if err := place(state, source{path: filepath.Join(sub, "f")}, o, expectFor(t, data, false)); err != nil {
 			continue
 		}
 		placed++
@@ -486,5 +485,41 @@ func TestPlaceRacingSymlinks(t *testing.T) {
 	}
 	if names := dirNames(t, out); len(names) != placed {
 		t.Errorf("output directory holds %d files, %d placed", len(names), placed)
+	}
+}
+
+// A pack holds many contents: place copies the file's bytes from its
+// offset, whatever lies before and after, and fails when the data file
+// ends before the file does.
+func TestPlaceFromPack(t *testing.T) {
+	data := testkit.RandBytes(3*pl+123, 8)
+	want := expectFor(t, data, false)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "pack")
+	before, after := testkit.RandBytes(8192, 9), testkit.RandBytes(5000, 10)
+	writeFile(t, src, slices.Concat(before, data, after))
+	out := filepath.Join(dir, "out")
+	if err := place(dir, source{src, int64(len(before))}, out, want); err != nil {
+		t.Fatalf("place from offset %d: %v", len(before), err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Errorf("placed %d bytes, not the file's", len(got))
+	}
+	for _, tc := range []struct {
+		off int64
+		msg string
+	}{
+		{int64(len(before)) + 1, "piece 0"},
+		{int64(len(before) + len(data) + len(after) - 100), "size"},
+		{-1, "offset"},
+	} {
+		out := filepath.Join(dir, "bad")
+		err := place(dir, source{src, tc.off}, out, want)
+		if err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("place from offset %d: %v, want an error naming %q", tc.off, err, tc.msg)
+		}
+		if _, err := os.Lstat(out); err == nil {
+			t.Errorf("offset %d: output left behind", tc.off)
+		}
 	}
 }

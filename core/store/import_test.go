@@ -100,19 +100,15 @@ func TestImportComplete(t *testing.T) {
 	}
 	ti := open(t, s, b)
 	for i, f := range b.files {
-		p := b.dataPath(t, s, f.path)
-		if held[f.path] != p {
-			t.Errorf("Held()[%s] = %q, want the data file %q", f.path, held[f.path], p)
+		d := b.data(t, s, f.path)
+		if held[f.path] != d {
+			t.Errorf("Held()[%s] = %+v, want the file's data %+v", f.path, held[f.path], d)
 		}
-		if !s.Complete(p) {
+		if !l.Complete(f.path) {
 			t.Errorf("%s: not Complete after Import", f.path)
 		}
-		got, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, f.data) {
-			t.Errorf("%s: data file has %d bytes, not the file's %d", f.path, len(got), len(f.data))
+		if got := readData(t, d, len(f.data)); !bytes.Equal(got, f.data) {
+			t.Errorf("%s: data has %d bytes (or other bytes), not the file's %d", f.path, len(got), len(f.data))
 		}
 		for j, c := range fileCompletions(t, b, ti, i) {
 			if !c.Ok || !c.Complete {
@@ -164,15 +160,15 @@ func TestImportAlreadyComplete(t *testing.T) {
 	if _, err := la.Import(shared.path, bytes.NewReader(shared.data)); err != nil {
 		t.Fatal(err)
 	}
-	p := a.dataPath(t, s, shared.path)
-	before, err := os.Stat(p)
+	d := a.data(t, s, shared.path)
+	before, err := os.Stat(d.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hooks := newHookLog(s)
 	lb := layout(t, s, b)
-	if got := lb.Held(); len(got) != 1 || got["other/shared.rpm"] != p {
-		t.Errorf("b holds %v, want only other/shared.rpm at %s", got, p)
+	if got := lb.Held(); len(got) != 1 || got["other/shared.rpm"] != d {
+		t.Errorf("b holds %v, want only other/shared.rpm at %+v", got, d)
 	}
 	for _, l := range []*Torrent{la, lb} {
 		name := shared.path
@@ -185,7 +181,7 @@ func TestImportAlreadyComplete(t *testing.T) {
 			t.Errorf("Import of a complete file: %d bytes, %v, %d reads; want 0 bytes, no error, no read", n, err, r.reads)
 		}
 	}
-	after, err := os.Stat(p)
+	after, err := os.Stat(d.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +191,7 @@ func TestImportAlreadyComplete(t *testing.T) {
 	if len(hooks.seen) != 0 {
 		t.Errorf("OnComplete called for a complete file: %v", hooks.seen)
 	}
-	if !s.Complete(p) {
+	if !la.Complete(shared.path) || !lb.Complete("other/shared.rpm") {
 		t.Error("no longer Complete")
 	}
 }
@@ -241,9 +237,9 @@ func TestImportBadPiece(t *testing.T) {
 					t.Errorf("piece %d: %+v, want complete %v", j, c, want)
 				}
 			}
-			p := b.dataPath(t, s, f.path)
-			if s.Complete(p) {
-				t.Error("data file Complete")
+			d := b.data(t, s, f.path)
+			if l.Complete(f.path) {
+				t.Error("file Complete")
 			}
 			if held := l.Held(); len(held) != 0 {
 				t.Errorf("Held: %v", held)
@@ -252,15 +248,21 @@ func TestImportBadPiece(t *testing.T) {
 			if len(got) != tc.bad {
 				t.Errorf("OnComplete told of pieces %v, want the %d before the bad one", got, tc.bad)
 			}
-			if data, _ := os.ReadFile(p); int64(len(data)) > n || !bytes.Equal(data, f.data[:len(data)]) {
-				t.Errorf("data file holds %d bytes, beyond the %d good ones or not the file's", len(data), n)
+			if size := fileSize(d.Path); size > d.Offset+n {
+				t.Errorf("data file has %d bytes, beyond the %d good ones at %d", size, n, d.Offset)
+			}
+			if data := readData(t, d, tc.size); int64(len(data)) > n || !bytes.Equal(data, f.data[:len(data)]) {
+				t.Errorf("data holds %d bytes, beyond the %d good ones or not the file's", len(data), n)
 			}
 			// The right content still goes in afterwards.
 			if _, err := l.Import(f.path, bytes.NewReader(f.data)); err != nil {
 				t.Fatalf("Import of the right content after a bad one: %v", err)
 			}
-			if !s.Complete(p) {
+			if !l.Complete(f.path) {
 				t.Error("not Complete after importing the right content")
+			}
+			if data := readData(t, d, tc.size); !bytes.Equal(data, f.data) {
+				t.Error("data after importing the right content is not the file's")
 			}
 		})
 	}
@@ -289,7 +291,7 @@ func TestImportWrongSize(t *testing.T) {
 			}
 			b := newBatch(t, files...)
 			l := layout(t, s, b)
-			p := b.dataPath(t, s, f.path)
+			d := b.data(t, s, f.path)
 			for _, c := range []struct {
 				what string
 				data []byte
@@ -302,7 +304,7 @@ func TestImportWrongSize(t *testing.T) {
 				if _, err := l.Import(f.path, bytes.NewReader(c.data)); err == nil {
 					t.Errorf("%s: Import succeeded", c.what)
 				}
-				if s.Complete(p) || len(l.Held()) != 0 {
+				if l.Complete(f.path) || len(l.Held()) != 0 {
 					t.Errorf("%s: the file is complete", c.what)
 				}
 			}
@@ -310,11 +312,11 @@ func TestImportWrongSize(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "more than") {
 				t.Errorf("one byte long: %v, want an error saying more than the torrent's bytes", err)
 			}
-			if fi, err := os.Stat(p); err == nil && fi.Size() > int64(len(f.data)) {
-				t.Errorf("data file has %d bytes, the file %d", fi.Size(), len(f.data))
+			if size := fileSize(d.Path); size > d.Offset+int64(len(f.data)) {
+				t.Errorf("data file has %d bytes, the file ends at %d", size, d.Offset+int64(len(f.data)))
 			}
-			if data, err := os.ReadFile(p); err == nil && !bytes.Equal(data, f.data[:len(data)]) {
-				t.Error("data file holds other bytes than the file's")
+			if data := readData(t, d, len(f.data)); !bytes.Equal(data, f.data[:len(data)]) {
+				t.Error("data holds other bytes than the file's")
 			}
 			if _, err := l.Import("y/nonexistent.rpm", bytes.NewReader(f.data)); err == nil {
 				t.Error("Import of a path not in the torrent succeeded")

@@ -15,15 +15,18 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,8 +41,10 @@ import (
 type Store struct {
 	dir string
 
-	mu    sync.Mutex
-	files map[string]*dataFile // by content key
+	mu     sync.Mutex
+	files  map[string]*dataFile // by content key
+	packs  map[string]*backing  // by pack name
+	legacy bool                 // the directory has data files of one content each
 
 	// changes counts writes and releases of data files: Prune measures the
 	// disk again only when something changed since it last found the store
@@ -67,40 +72,84 @@ func (s *Store) OnComplete(f func(key string, piece int)) { s.onComplete.Store(&
 func (s *Store) Holds(sp torrentfile.Span) bool {
 	key := ContentKey(sp.Length, sp.Hashes, sp.Unpadded)
 	s.mu.Lock()
-	df := s.files[key]
+	df, legacy := s.files[key], s.legacy
 	s.mu.Unlock()
 	if df != nil {
 		return true
 	}
-	fi, err := os.Lstat(filepath.Join(s.dir, key[:2], key))
+	if !legacy {
+		return false
+	}
+	fi, err := os.Lstat(s.singlePath(key))
 	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
-// New returns a store keeping its data under dir.
+// packDir is the directory of the pack files, beneath the store's.
+const packDir = "packs"
+
+// packAlign is where a content starts in a pack: at a multiple of it.
+const packAlign = 4096
+
+// New returns a store keeping its data under dir. It reads the indexes of
+// the packs found there (see Layout): their contents are held.
 func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating store directory: %w", err)
 	}
-	return &Store{dir: dir, files: map[string]*dataFile{}}, nil
+	s := &Store{dir: dir, files: map[string]*dataFile{}, packs: map[string]*backing{}}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading store directory: %w", err)
+	}
+	for _, e := range ents {
+		if len(e.Name()) == 2 && e.IsDir() {
+			s.legacy = true
+		}
+	}
+	idxs, _ := filepath.Glob(filepath.Join(dir, packDir, "*.idx"))
+	for _, idx := range idxs {
+		s.loadPack(strings.TrimSuffix(filepath.Base(idx), ".idx"))
+	}
+	return s, nil
 }
 
 // Dir is the directory the store keeps its data in.
 func (s *Store) Dir() string { return s.dir }
 
-// dataFile is the on-disk copy of one file content, shared by torrents.
+// singlePath is where a data file of one content (the layout of stores
+// before packs) lies.
+func (s *Store) singlePath(key string) string { return filepath.Join(s.dir, key[:2], key) }
+
+// backing is a file on disk holding the data of one or more contents: a
+// pack, or a data file of one content.
+type backing struct {
+	path  string
+	pack  string   // the pack's name; "" for a data file of one content
+	keys  []string // a pack's contents
+	index []byte   // a pack's index, as written beside it
+	fresh bool     // a pack made in this run: holds nothing from before
+
+	mu    sync.Mutex
+	refs  int // references of open torrents to its contents
+	f     *os.File
+	stamp stamp  // size and mtime after our last write or mark
+	gen   uint64 // counts changes made behind our back
+}
+
+// dataFile is the data of one file content, shared by torrents: the bytes
+// [base, base+size) of its backing.
 type dataFile struct {
 	s       *Store
 	changes *atomic.Uint64 // the store's
 	key     string
-	path    string
+	b       *backing
+	base    int64
 	size    int64
 	pieces  int
 
 	mu       sync.Mutex
-	refs     int
-	f        *os.File
-	complete []bool // per piece of the file; valid while stamp matches
-	stamp    stamp  // size and mtime when a piece was last marked complete
+	complete []bool // per piece of the file; valid while gen is b.gen
+	gen      uint64
 }
 
 type stamp struct {
@@ -155,43 +204,113 @@ func (s *Store) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.H
 	}, nil
 }
 
-// Layout maps a batch torrent's pieces onto the store's data files and takes
-// a reference on each; Close releases them.
+// Layout maps a batch torrent's pieces onto the store's data and takes a
+// reference on each file content; Close releases them. The contents the
+// store does not hold yet go into one new pack: a file with the contents
+// one after the other (each at a multiple of 4 KiB), created when the
+// first byte is written, with an index beside it. One file per batch
+// instead of one per package: creating the files was the largest part of
+// an agent's CPU in a burst.
 func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
 	spans, err := torrentfile.Layout(info)
 	if err != nil {
 		return nil, err
 	}
 	t := &Torrent{s: s, byPath: map[string]pathSpan{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pack *backing
+	var end int64
 	for _, sp := range spans {
 		// The last file of a batch is unpadded; its key says so, so it only
 		// matches other unpadded copies.
-		df := s.acquire(ContentKey(sp.Length, sp.Hashes, sp.Unpadded), sp.Length, len(sp.Hashes)/20)
+		key := ContentKey(sp.Length, sp.Hashes, sp.Unpadded)
+		df := s.files[key]
+		if df == nil {
+			df = &dataFile{s: s, changes: &s.changes, key: key, size: sp.Length, pieces: len(sp.Hashes) / 20}
+			if s.legacyHolds(key) {
+				df.b = &backing{path: s.singlePath(key)}
+			} else {
+				if pack == nil {
+					pack = s.newPack()
+				}
+				df.b, df.base = pack, end
+				end += (sp.Length + packAlign - 1) / packAlign * packAlign
+				pack.keys = append(pack.keys, key)
+				pack.index = fmt.Appendf(pack.index, "%s %d %d\n", key, df.base, df.size)
+			}
+			s.files[key] = df
+		}
+		df.b.mu.Lock()
+		df.b.refs++
+		df.b.mu.Unlock()
 		t.spans = append(t.spans, fileSpan{df: df, firstPiece: sp.FirstPiece})
 		t.byPath[sp.Path] = pathSpan{df, sp.Hashes, sp.Unpadded}
 	}
 	return t, nil
 }
 
-func (s *Store) acquire(key string, size int64, pieces int) *dataFile {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	df := s.files[key]
-	if df == nil {
-		df = &dataFile{
-			s:       s,
-			changes: &s.changes,
-			key:     key,
-			path:    filepath.Join(s.dir, key[:2], key),
-			size:    size,
-			pieces:  pieces,
-		}
-		s.files[key] = df
+// legacyHolds reports whether the directory has a data file of the
+// content key alone. Under s.mu.
+func (s *Store) legacyHolds(key string) bool {
+	if !s.legacy {
+		return false
 	}
-	df.mu.Lock()
-	df.refs++
-	df.mu.Unlock()
-	return df
+	fi, err := os.Lstat(s.singlePath(key))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// newPack returns a new pack, not yet on disk. Under s.mu.
+func (s *Store) newPack() *backing {
+	for {
+		var rnd [8]byte
+		rand.Read(rnd[:])
+		name := hex.EncodeToString(rnd[:])
+		if s.packs[name] == nil {
+			b := &backing{path: filepath.Join(s.dir, packDir, name), pack: name, fresh: true}
+			s.packs[name] = b
+			return b
+		}
+	}
+}
+
+// loadPack takes in the pack name found on disk: its contents are held
+// (their completion unknown: the engine hashes them before use). A pack
+// without its data file, or with an index that does not parse, is left to
+// Prune.
+func (s *Store) loadPack(name string) {
+	path := filepath.Join(s.dir, packDir, name)
+	index, err := os.ReadFile(path + ".idx")
+	if err != nil {
+		return
+	}
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	// Only what was written counts as held: a content past the pack's end
+	// never was.
+	var written int64
+	if fi, err := os.Stat(path); err == nil {
+		written = fi.Size()
+	}
+	b := &backing{path: path, pack: name, index: index}
+	var dfs []*dataFile
+	for _, line := range strings.Split(strings.TrimSuffix(string(index), "\n"), "\n") {
+		var key string
+		var base, size int64
+		if n, err := fmt.Sscanf(line, "%s %d %d", &key, &base, &size); n != 3 || err != nil ||
+			len(key) != 40 || strings.Trim(key, "0123456789abcdef") != "" || base < 0 || size < 0 || base%packAlign != 0 {
+			return
+		}
+		dfs = append(dfs, &dataFile{s: s, changes: &s.changes, key: key, b: b, base: base, size: size, pieces: torrentfile.NumPieces(size)})
+	}
+	s.packs[name] = b
+	for _, df := range dfs {
+		b.keys = append(b.keys, df.key)
+		if s.files[df.key] == nil && (df.base < written || df.size == 0) {
+			s.files[df.key] = df
+		}
+	}
 }
 
 // SpanKey is where a torrent's file lies: the content key of its data file
@@ -222,34 +341,49 @@ func (t *Torrent) Close() error {
 
 func (s *Store) release(df *dataFile) error {
 	s.changes.Add(1)
-	df.mu.Lock()
-	defer df.mu.Unlock()
-	df.refs--
-	if df.refs > 0 || df.f == nil {
+	b := df.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refs--
+	if b.refs > 0 || b.f == nil {
 		return nil
 	}
-	err := df.f.Close()
-	df.f = nil
+	err := b.f.Close()
+	b.f = nil
 	return err
 }
 
-// DataPath returns the data file holding the torrent file at the
-// slash-separated path p.
-func (t *Torrent) DataPath(p string) (string, bool) {
-	ps, ok := t.byPath[p]
-	if !ok {
-		return "", false
-	}
-	return ps.df.path, true
+// Data is where a file's content lies in the store: in the file at Path,
+// from Offset on, for the file's length.
+type Data struct {
+	Path   string
+	Offset int64
 }
 
-// Held returns the torrent's files whose data files are complete (see
-// Complete), by path, with their data files.
-func (t *Torrent) Held() map[string]string {
-	held := map[string]string{}
+// Data returns where the torrent file at the slash-separated path p lies.
+func (t *Torrent) Data(p string) (Data, bool) {
+	ps, ok := t.byPath[p]
+	if !ok {
+		return Data{}, false
+	}
+	return Data{ps.df.b.path, ps.df.base}, true
+}
+
+// Complete reports whether every piece of the torrent file at the
+// slash-separated path p is known complete in this run and its data was
+// not changed since.
+func (t *Torrent) Complete(p string) bool {
+	ps, ok := t.byPath[p]
+	return ok && ps.df.isComplete()
+}
+
+// Held returns the torrent's files whose data is complete (see Complete),
+// by path, with where their data lies.
+func (t *Torrent) Held() map[string]Data {
+	held := map[string]Data{}
 	for p, ps := range t.byPath {
-		if t.s.Complete(ps.df.path) {
-			held[p] = ps.df.path
+		if ps.df.isComplete() {
+			held[p] = Data{ps.df.b.path, ps.df.base}
 		}
 	}
 	return held
@@ -271,7 +405,7 @@ func (t *Torrent) Import(p string, r io.Reader) (written int64, err error) {
 		return 0, fmt.Errorf("import: %s is not in the torrent", p)
 	}
 	df := ps.df
-	if t.s.Complete(df.path) {
+	if df.isComplete() {
 		return 0, nil
 	}
 	buf := make([]byte, min(importChunk, max(df.size, 1)))
@@ -339,7 +473,8 @@ type piece struct {
 	idx int
 }
 
-// span returns the file offset and length of the piece's file data.
+// span returns the offset in the content and the length of the piece's
+// file data.
 func (p *piece) span() (int64, int64) {
 	off := int64(p.idx) * torrentfile.PieceLength
 	return off, min(torrentfile.PieceLength, p.df.size-off)
@@ -347,16 +482,16 @@ func (p *piece) span() (int64, int64) {
 
 func (p *piece) ReadAt(b []byte, off int64) (int, error) {
 	start, n := p.span()
-	f, err := p.df.open()
+	f, err := p.df.b.open()
 	if err != nil {
 		return 0, err
 	}
 	var done int
 	if off < n {
 		m := min(int64(len(b)), n-off)
-		r, err := f.ReadAt(b[:m], start+off)
+		r, err := f.ReadAt(b[:m], p.df.base+start+off)
 		if err != nil && !(errors.Is(err, io.EOF) && r == int(m)) {
-			return r, fmt.Errorf("reading %s: %w", p.df.path, err)
+			return r, fmt.Errorf("reading %s: %w", p.df.b.path, err)
 		}
 		done = r
 	}
@@ -384,64 +519,93 @@ func (p *piece) Completion() storage.Completion {
 	return p.df.completion(p.idx)
 }
 
-// open returns the data file, creating it if needed.
-func (df *dataFile) open() (*os.File, error) {
-	df.mu.Lock()
-	defer df.mu.Unlock()
-	return df.openLocked()
+// open returns the backing file, creating it if needed.
+func (b *backing) open() (*os.File, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.openLocked()
 }
 
-func (df *dataFile) openLocked() (*os.File, error) {
-	if df.f != nil {
-		return df.f, nil
+func (b *backing) openLocked() (*os.File, error) {
+	if b.f != nil {
+		return b.f, nil
+	}
+	if b.pack != "" {
+		if err := b.writeIndex(); err != nil {
+			return nil, err
+		}
 	}
 	// The directory usually exists: try the file first, make the
 	// directory only when it is missing.
-	f, err := os.OpenFile(df.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(b.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(df.path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(b.path), 0o755); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
 		}
-		f, err = os.OpenFile(df.path, os.O_RDWR|os.O_CREATE, 0o644)
+		f, err = os.OpenFile(b.path, os.O_RDWR|os.O_CREATE, 0o644)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening data file: %w", err)
 	}
-	df.f = f
+	b.f = f
 	return f, nil
 }
 
-// writeAt writes b at off and records the write as our own, so that only
-// writes by others make the completion state stale. Both happen under the
-// lock: a completion check between them would take our write for someone
-// else's (and a torrent sharing the file would see its verified data as
-// changed). A data file removed behind our back is written anew (second
-// attempt).
-func (df *dataFile) writeAt(b []byte, off int64) error {
+// writeIndex writes the pack's index beside it (complete, or not at all),
+// unless it is there: before the pack's first byte, so that a pack on disk
+// always has its index.
+func (b *backing) writeIndex() error {
+	idx := b.path + ".idx"
+	if _, err := os.Lstat(idx); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(idx), 0o755); err != nil {
+		return fmt.Errorf("creating pack directory: %w", err)
+	}
+	tmp := idx + ".tmp"
+	if err := os.WriteFile(tmp, b.index, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing pack index: %w", err)
+	}
+	if err := os.Rename(tmp, idx); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing pack index: %w", err)
+	}
+	return nil
+}
+
+// writeAt writes b at off of the content and records the write as our own,
+// so that only writes by others make the completion state stale. Both
+// happen under the backing's lock: a completion check between them would
+// take our write for someone else's (and a torrent sharing the file would
+// see its verified data as changed). A data file removed behind our back is
+// written anew (second attempt).
+func (df *dataFile) writeAt(p []byte, off int64) error {
 	df.changes.Add(1)
-	df.mu.Lock()
-	defer df.mu.Unlock()
+	b := df.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for range 2 {
-		f, err := df.openLocked()
+		f, err := b.openLocked()
 		if err != nil {
 			return err
 		}
-		if _, err := f.WriteAt(b, off); err != nil {
-			return fmt.Errorf("writing %s: %w", df.path, err)
+		if _, err := f.WriteAt(p, df.base+off); err != nil {
+			return fmt.Errorf("writing %s: %w", b.path, err)
 		}
 		// The descriptor's stat (no path lookup); a file removed behind
 		// our back has no link left.
 		if fi, err := f.Stat(); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
-				df.stamp = stamp{fi.Size(), fi.ModTime().UnixNano()}
+				b.stamp = stamp{fi.Size(), fi.ModTime().UnixNano()}
 				return nil
 			}
 		}
-		df.complete = nil
-		df.f.Close()
-		df.f = nil
+		b.gen++
+		b.f.Close()
+		b.f = nil
 	}
-	return fmt.Errorf("writing %s: the file keeps disappearing", df.path)
+	return fmt.Errorf("writing %s: the file keeps disappearing", b.path)
 }
 
 func statOf(path string) (stamp, bool) {
@@ -452,14 +616,22 @@ func statOf(path string) (stamp, bool) {
 	return stamp{fi.Size(), fi.ModTime().UnixNano()}, true
 }
 
+// marks returns df.complete, made anew when the backing changed behind our
+// back since it was filled. Under df.mu and df.b.mu.
+func (df *dataFile) marks() []bool {
+	if df.complete == nil || df.gen != df.b.gen {
+		df.complete, df.gen = make([]bool, df.pieces), df.b.gen
+	}
+	return df.complete
+}
+
 func (df *dataFile) mark(idx int, ok bool) error {
 	df.mu.Lock()
 	defer df.mu.Unlock()
-	if df.complete == nil {
-		df.complete = make([]bool, df.pieces)
-	}
-	df.complete[idx] = ok
-	df.stamp, _ = statOf(df.path)
+	df.b.mu.Lock()
+	df.marks()[idx] = ok
+	df.b.stamp, _ = statOf(df.b.path)
+	df.b.mu.Unlock()
 	if f := df.s.onComplete.Load(); ok && f != nil {
 		(*f)(df.key, idx)
 	}
@@ -470,13 +642,13 @@ func (df *dataFile) mark(idx int, ok bool) error {
 func (df *dataFile) markRange(from, to int) {
 	df.mu.Lock()
 	defer df.mu.Unlock()
-	if df.complete == nil {
-		df.complete = make([]bool, df.pieces)
-	}
+	df.b.mu.Lock()
+	m := df.marks()
 	for i := from; i < to; i++ {
-		df.complete[i] = true
+		m[i] = true
 	}
-	df.stamp, _ = statOf(df.path)
+	df.b.stamp, _ = statOf(df.b.path)
+	df.b.mu.Unlock()
 	if f := df.s.onComplete.Load(); f != nil {
 		for i := from; i < to; i++ {
 			(*f)(df.key, i)
@@ -487,58 +659,75 @@ func (df *dataFile) markRange(from, to int) {
 func (df *dataFile) completion(idx int) storage.Completion {
 	df.mu.Lock()
 	defer df.mu.Unlock()
-	st, exists := statOf(df.path)
+	b := df.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, exists := statOf(b.path)
 	if !exists {
-		df.complete = nil
-		if df.f != nil {
-			// Removed behind our back: write a new file from now on.
-			df.f.Close()
-			df.f = nil
+		// Not written yet, or removed behind our back: nothing of it is
+		// complete; write a new file from now on.
+		b.gen++
+		if b.f != nil {
+			b.f.Close()
+			b.f = nil
 		}
 		return storage.Completion{Ok: true, Complete: false}
 	}
-	if df.complete != nil && st == df.stamp {
+	valid := df.complete != nil && df.gen == b.gen
+	if valid && st == b.stamp {
 		return storage.Completion{Ok: true, Complete: df.complete[idx]}
 	}
-	if df.complete != nil {
-		// Changed behind our back (the file was written by someone else):
-		// forget what we knew and let the engine hash it again.
+	if valid {
+		// Changed behind our back (written by someone else): forget what
+		// we knew of every content of the file and let the engine hash
+		// them again.
+		b.gen++
 		df.complete = nil
 	}
-	if st.size < int64(idx)*torrentfile.PieceLength+1 {
+	// Data from an earlier run, or changed behind our back, is hashed
+	// before use (unknown); a pack of this run holds only what we marked.
+	if b.fresh || st.size < df.base+int64(idx)*torrentfile.PieceLength+1 {
 		return storage.Completion{Ok: true, Complete: false}
 	}
 	return storage.Completion{Ok: false}
 }
 
-// Complete reports whether every piece of the data file at path is known
-// complete in this run and the file was not changed since.
-func (s *Store) Complete(path string) bool {
-	s.mu.Lock()
-	df := s.files[filepath.Base(path)]
-	s.mu.Unlock()
-	if df == nil || df.path != path {
-		return false
-	}
+// isComplete reports whether every piece of the content is known complete
+// in this run and its backing was not changed since.
+func (df *dataFile) isComplete() bool {
 	// The pieces first, in memory: a file still downloading costs no stat
 	// (the agent asks of every file of a fetch several times a second).
+	b := df.b
 	df.mu.Lock()
-	marked := df.complete != nil && !slices.Contains(df.complete, false)
+	b.mu.Lock()
+	gen := b.gen
+	marked := df.complete != nil && df.gen == gen && !slices.Contains(df.complete, false)
+	b.mu.Unlock()
 	df.mu.Unlock()
 	if !marked {
 		return false
 	}
-	// Then one stat for the whole file, not one per piece.
-	st, exists := statOf(df.path)
-	df.mu.Lock()
-	defer df.mu.Unlock()
-	return exists && df.complete != nil && st == df.stamp && !slices.Contains(df.complete, false)
+	// Then one stat for the whole file, not one per piece, under the lock
+	// our writes take with their stamp: a change found is someone else's,
+	// and every content of the file forgets its marks.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, exists := statOf(b.path)
+	if b.gen != gen {
+		return false
+	}
+	if !exists || st != b.stamp {
+		b.gen++
+		return false
+	}
+	return true
 }
 
-// Prune deletes data files that no open torrent uses, least recently
-// written first, until the store's disk use is at most max bytes, and
-// returns the disk use left (blocks allocated, so sparse partial files count
-// what they hold). Data files from earlier runs count as unused.
+// Prune deletes data that no open torrent uses, least recently written
+// first, until the store's disk use is at most max bytes, and returns the
+// disk use left (blocks allocated, so sparse partial files count what they
+// hold). A pack goes as a whole, with its index. Data from earlier runs
+// counts as unused.
 //
 // While the store has not changed since a Prune found it under the same
 // cap, Prune returns that measure without reading the disk again.
@@ -559,13 +748,17 @@ func (s *Store) Prune(max int64) (int64, error) {
 }
 
 func (s *Store) prune(max int64) (int64, error) {
-	type candidate struct {
-		path  string
+	// A unit is what goes at once: a data file of one content, or a pack
+	// with its index.
+	type unit struct {
+		paths []string
+		pack  string
 		used  int64
 		mtime int64
 	}
-	var all []candidate
+	units := map[string]*unit{}
 	var used int64
+	packs := filepath.Join(s.dir, packDir)
 	err := filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -585,7 +778,21 @@ func (s *Store) prune(max int64) (int64, error) {
 			n = st.Blocks * 512
 		}
 		used += n
-		all = append(all, candidate{p, n, fi.ModTime().UnixNano()})
+		id, pack := p, ""
+		if filepath.Dir(p) == packs {
+			pack = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(p), ".tmp"), ".idx")
+			id = filepath.Join(packs, pack)
+		}
+		u := units[id]
+		if u == nil {
+			u = &unit{pack: pack}
+			units[id] = u
+		}
+		u.paths = append(u.paths, p)
+		u.used += n
+		if m := fi.ModTime().UnixNano(); m > u.mtime {
+			u.mtime = m
+		}
 		return nil
 	})
 	if err != nil {
@@ -594,35 +801,63 @@ func (s *Store) prune(max int64) (int64, error) {
 	if used <= max {
 		return used, nil
 	}
-	slices.SortFunc(all, func(a, b candidate) int { return cmp.Compare(a.mtime, b.mtime) })
+	all := slices.Collect(maps.Values(units))
+	slices.SortFunc(all, func(a, b *unit) int { return cmp.Compare(a.mtime, b.mtime) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range all {
+	for _, u := range all {
 		if used <= max {
 			break
 		}
-		key := filepath.Base(c.path)
-		if df := s.files[key]; df != nil && df.path == c.path {
-			df.mu.Lock()
-			inUse := df.refs > 0
-			if !inUse {
-				if df.f != nil {
-					df.f.Close()
-					df.f = nil
-				}
-				delete(s.files, key)
-			}
-			df.mu.Unlock()
-			if inUse {
-				continue
+		if !s.dropLocked(u.pack, u.paths[0]) {
+			continue
+		}
+		for _, p := range u.paths {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return used, fmt.Errorf("pruning the store: %w", err)
 			}
 		}
-		if err := os.Remove(c.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return used, fmt.Errorf("pruning the store: %w", err)
-		}
-		used -= c.used
+		used -= u.used
 	}
 	return used, nil
+}
+
+// dropLocked forgets the pack named pack, or else the data file of one
+// content at path, unless an open torrent uses it; it reports whether the
+// files may go. Under s.mu.
+func (s *Store) dropLocked(pack, path string) bool {
+	var b *backing
+	var keys []string
+	if pack != "" {
+		b = s.packs[pack]
+		if b != nil {
+			keys = b.keys
+		}
+	} else if df := s.files[filepath.Base(path)]; df != nil && df.b.path == path {
+		b, keys = df.b, []string{df.key}
+	}
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refs > 0 {
+		return false
+	}
+	if b.f != nil {
+		b.f.Close()
+		b.f = nil
+	}
+	b.gen++
+	for _, k := range keys {
+		if df := s.files[k]; df != nil && df.b == b {
+			delete(s.files, k)
+		}
+	}
+	if pack != "" {
+		delete(s.packs, pack)
+	}
+	return true
 }
 
 type errPiece struct{ err error }

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -103,18 +105,60 @@ func (b *batch) writeAll(t *testing.T, ti storage.TorrentImpl) {
 	}
 }
 
-func (b *batch) dataPath(t *testing.T, s *Store, path string) string {
+// data returns where the batch file at path lies in s, through a Layout
+// of b closed again.
+func (b *batch) data(t *testing.T, s *Store, path string) Data {
 	t.Helper()
 	l, err := s.Layout(b.info)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	p, ok := l.DataPath(path)
+	d, ok := l.Data(path)
 	if !ok {
-		t.Fatalf("DataPath(%q) not found", path)
+		t.Fatalf("Data(%q) not found", path)
 	}
-	return p
+	return d
+}
+
+// complete reports Torrent.Complete of the batch file at path, through a
+// Layout of b closed again.
+func (b *batch) complete(t *testing.T, s *Store, path string) bool {
+	t.Helper()
+	l, err := s.Layout(b.info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Complete(path)
+}
+
+// readData returns the content at d: size bytes, or fewer where the file
+// on disk ends before (none without the file).
+func readData(t *testing.T, d Data, size int) []byte {
+	t.Helper()
+	f, err := os.Open(d.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(io.NewSectionReader(f, d.Offset, int64(size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// fileSize is the size of the file at path, -1 if there is none.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
 }
 
 func completions(b *batch, ti storage.TorrentImpl) []storage.Completion {
@@ -171,24 +215,31 @@ func TestWriteReadComplete(t *testing.T) {
 		}
 	}
 
-	// The data files hold exactly the files' bytes, and nothing else is on disk.
+	// The data hold exactly the files' bytes, each at an aligned offset of
+	// the one pack, and nothing but the pack and its index is on disk.
+	l := layout(t, s, b)
 	want := map[string]bool{}
 	for _, f := range b.files {
-		p := b.dataPath(t, s, f.path)
-		if !strings.HasPrefix(p, dir+string(filepath.Separator)) {
-			t.Errorf("data path %q outside the store %q", p, dir)
+		d, ok := l.Data(f.path)
+		if !ok {
+			t.Fatalf("Data(%q) not found", f.path)
 		}
-		got, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
+		if !strings.HasPrefix(d.Path, dir+string(filepath.Separator)) {
+			t.Errorf("data path %q outside the store %q", d.Path, dir)
 		}
-		if !bytes.Equal(got, f.data) {
-			t.Errorf("%s: data file has %d bytes, want the file's %d", f.path, len(got), len(f.data))
+		if d.Offset%packAlign != 0 {
+			t.Errorf("%s: data at offset %d, not a multiple of %d", f.path, d.Offset, packAlign)
 		}
-		if !s.Complete(p) {
-			t.Errorf("Store.Complete(%s) = false after every piece was marked", f.path)
+		if got := readData(t, d, len(f.data)); !bytes.Equal(got, f.data) {
+			t.Errorf("%s: data has %d bytes (or other bytes), want the file's %d", f.path, len(got), len(f.data))
 		}
-		want[p] = true
+		if !l.Complete(f.path) {
+			t.Errorf("Torrent.Complete(%s) = false after every piece was marked", f.path)
+		}
+		want[d.Path], want[d.Path+".idx"] = true, true
+	}
+	if len(want) != 2 {
+		t.Errorf("the batch's data is in %d files, want one pack and its index: %v", len(want), want)
 	}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -214,11 +265,14 @@ func TestWriteReadComplete(t *testing.T) {
 	if c := pi.Completion(); !c.Ok || c.Complete {
 		t.Errorf("after MarkNotComplete: %+v", c)
 	}
-	if p := b.dataPath(t, s, b.files[0].path); s.Complete(p) {
-		t.Error("Store.Complete true with a piece marked not complete")
+	if l.Complete(b.files[0].path) {
+		t.Error("Torrent.Complete true with a piece marked not complete")
 	}
-	if s.Complete(filepath.Join(dir, "nonexistent")) {
-		t.Error("Store.Complete of an unknown path")
+	if !l.Complete(b.files[1].path) {
+		t.Error("Torrent.Complete of another file of the pack false after a piece of the first was marked not complete")
+	}
+	if l.Complete("nonexistent") {
+		t.Error("Torrent.Complete of a path not in the torrent")
 	}
 }
 
@@ -243,8 +297,8 @@ func TestPartialFileNotComplete(t *testing.T) {
 			t.Errorf("piece %d: %+v, want Ok, Complete=%v", i, c, wantComplete)
 		}
 	}
-	if s.Complete(b.dataPath(t, s, "x")) {
-		t.Error("Store.Complete true with one of four pieces")
+	if b.complete(t, s, "x") {
+		t.Error("Torrent.Complete true with one of four pieces")
 	}
 }
 
@@ -275,8 +329,8 @@ func TestNewRunDoesNotTrustDisk(t *testing.T) {
 			t.Errorf("piece %d in a new run: %+v, want Ok=false (hash again)", i, c)
 		}
 	}
-	if s2.Complete(b.dataPath(t, s2, "a")) {
-		t.Error("Store.Complete trusts data from an earlier run")
+	if b.complete(t, s2, "a") {
+		t.Error("Torrent.Complete trusts data from an earlier run")
 	}
 	// Once hashed and marked, it is complete again, without rewriting.
 	for i := 0; i < b.info.NumPieces(); i++ {
@@ -290,6 +344,11 @@ func TestNewRunDoesNotTrustDisk(t *testing.T) {
 		}
 		if c := pi.Completion(); !c.Ok || !c.Complete {
 			t.Errorf("piece %d after rehash: %+v", i, c)
+		}
+	}
+	for _, f := range b.files {
+		if !b.complete(t, s2, f.path) {
+			t.Errorf("%s: not Complete after every piece was hashed and marked", f.path)
 		}
 	}
 
@@ -314,20 +373,12 @@ func TestSharedFiles(t *testing.T) {
 	moved := tfile{"other/shared.rpm", shared.data}
 	b := newBatch(t, moved, file("pkgs/b.rpm", pl, 13))
 
-	pa, pb := a.dataPath(t, s, shared.path), b.dataPath(t, s, moved.path)
-	if pa != pb {
-		t.Errorf("shared file has two data paths: %s and %s", pa, pb)
+	da, db := a.data(t, s, shared.path), b.data(t, s, moved.path)
+	if da != db {
+		t.Errorf("shared file has two data: %+v and %+v", da, db)
 	}
-	if a.dataPath(t, s, "pkgs/a.rpm") == pa || b.dataPath(t, s, "pkgs/b.rpm") == pb {
-		t.Error("different contents share a data path")
-	}
-	// A second store instance computes the same path.
-	s2, err := New(s.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p2 := b.dataPath(t, s2, moved.path); p2 != pa {
-		t.Errorf("data path differs between store instances: %s, %s", pa, p2)
+	if a.data(t, s, "pkgs/a.rpm") == da || b.data(t, s, "pkgs/b.rpm") == db {
+		t.Error("different contents share data")
 	}
 
 	// Downloading a completes the shared file in b too.
@@ -340,11 +391,25 @@ func TestSharedFiles(t *testing.T) {
 			t.Errorf("b piece %d: %+v, want Ok, Complete=%v", i, c, wantComplete)
 		}
 	}
+	if !b.complete(t, s, moved.path) {
+		t.Error("the shared file is not Complete in b")
+	}
 	pi, p := b.piece(tib, 2)
 	buf := make([]byte, p.Length())
 	if _, err := pi.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, b.clean[p.Offset():p.Offset()+p.Length()]) {
 		t.Errorf("shared piece reads wrong through b (%v)", err)
 	}
+
+	// A second store instance on the directory finds the written data
+	// where the first put it.
+	s2, err := New(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2 := b.data(t, s2, moved.path); d2 != da {
+		t.Errorf("data differs between store instances: %+v, %+v", da, d2)
+	}
+
 	// Closing one torrent leaves the other working.
 	if err := tia.Close(); err != nil {
 		t.Fatal(err)
@@ -354,13 +419,17 @@ func TestSharedFiles(t *testing.T) {
 	}
 }
 
+// A change made behind the store's back to a pack makes every content of
+// the pack unknown again (they share one file), whichever the engine asks
+// of first, also after the store writes the pack again; the data of
+// another batch, in another pack, stays complete.
 func TestChangedBehindOurBack(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		modify func(t *testing.T, path string, size int)
+		modify func(t *testing.T, path string)
 	}{
-		{"rewritten same size", func(t *testing.T, path string, size int) {
-			if err := os.WriteFile(path, testkit.RandBytes(int64(size), 99), 0o644); err != nil {
+		{"rewritten same size", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, testkit.RandBytes(fileSize(path), 99), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			future := time.Now().Add(time.Hour)
@@ -368,54 +437,98 @@ func TestChangedBehindOurBack(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"mtime only", func(t *testing.T, path string, size int) {
+		{"mtime only", func(t *testing.T, path string) {
 			past := time.Now().Add(-time.Hour)
 			if err := os.Chtimes(path, past, past); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"truncated", func(t *testing.T, path string, size int) {
-			if err := os.Truncate(path, int64(size/2)); err != nil {
+		{"truncated", func(t *testing.T, path string) {
+			if err := os.Truncate(path, fileSize(path)/2); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"removed", func(t *testing.T, path string, size int) {
+		{"removed", func(t *testing.T, path string) {
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := newBatch(t, file("f", 3*pl+50, 20), file("g", 60, 21))
-			ti := open(t, s, b)
-			b.writeAll(t, ti)
-			path := b.dataPath(t, s, "f")
-			if !s.Complete(path) {
-				t.Fatal("not complete after writing")
-			}
-			tc.modify(t, path, len(b.files[0].data))
-			for i, c := range completions(b, ti)[:4] {
-				if c.Ok && c.Complete {
-					t.Errorf("piece %d still Complete after the data file was changed: %+v", i, c)
+		// The engine asks of one content of the pack (first), finds it
+		// changed and downloads it again; the other, not asked of before
+		// that write, must not be complete either.
+		for _, first := range []string{"f", "g"} {
+			t.Run(tc.name+"/"+first+" first", func(t *testing.T) {
+				s, err := New(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if s.Complete(path) {
-				t.Error("Store.Complete still true after the data file was changed")
-			}
-			// The other file is unaffected.
-			if !s.Complete(b.dataPath(t, s, "g")) {
-				t.Error("unrelated data file no longer complete")
-			}
-		})
+				b := newBatch(t, file("f", 3*pl+50, 20), file("g", 60, 21))
+				// Another batch with no content in common: another pack.
+				u := newBatch(t, file("u", 2*pl+7, 22), file("v", 70, 23))
+				ti := open(t, s, b)
+				tu := open(t, s, u)
+				b.writeAll(t, ti)
+				u.writeAll(t, tu)
+				d, dg, du := b.data(t, s, "f"), b.data(t, s, "g"), u.data(t, s, "u")
+				if dg.Path != d.Path {
+					t.Fatalf("the files of one batch are in two packs: %s, %s", d.Path, dg.Path)
+				}
+				if du.Path == d.Path {
+					t.Fatalf("two batches with no content in common share the pack %s", d.Path)
+				}
+				for _, c := range []struct {
+					b    *batch
+					path string
+				}{{b, "f"}, {b, "g"}, {u, "u"}, {u, "v"}} {
+					if !c.b.complete(t, s, c.path) {
+						t.Fatalf("%s not complete after writing", c.path)
+					}
+				}
+				tc.modify(t, d.Path)
+				other := map[string]string{"f": "g", "g": "f"}[first]
+				for j, c := range b.fileCompletion(t, ti, first) {
+					if c.Ok && c.Complete {
+						t.Errorf("%s piece %d still Complete after its pack was changed: %+v", first, j, c)
+					}
+				}
+				if b.complete(t, s, first) {
+					t.Errorf("Torrent.Complete(%s) still true after its pack was changed", first)
+				}
+				b.writeFile(t, ti, first)
+				if !b.complete(t, s, first) {
+					t.Errorf("%s not Complete after downloading it again", first)
+				}
+				fi := map[string]int{"f": 0, "g": 1}[first]
+				if got := readData(t, b.data(t, s, first), len(b.files[fi].data)); !bytes.Equal(got, b.files[fi].data) {
+					t.Errorf("%s reads back wrong after downloading it again", first)
+				}
+				for j, c := range b.fileCompletion(t, ti, other) {
+					if c.Ok && c.Complete {
+						t.Errorf("%s piece %d, in the same pack, still Complete after the pack was changed: %+v", other, j, c)
+					}
+				}
+				if b.complete(t, s, other) {
+					t.Errorf("Torrent.Complete(%s), in the same pack, still true after the pack was changed", other)
+				}
+				// The other batch's pack is unaffected.
+				for _, f := range u.files {
+					if !u.complete(t, s, f.path) {
+						t.Errorf("%s, in another pack, no longer Complete", f.path)
+					}
+				}
+				for i, c := range completions(u, tu) {
+					if !c.Ok || !c.Complete {
+						t.Errorf("piece %d of the other pack: %+v, want complete", i, c)
+					}
+				}
+			})
+		}
 	}
 }
 
-// After the data file is removed behind the store's back, downloading the
-// piece again must produce a complete data file on disk.
+// After the pack is removed behind the store's back, downloading the
+// pieces again must produce complete data on disk.
 func TestRewriteAfterRemoval(t *testing.T) {
 	s, err := New(t.TempDir())
 	if err != nil {
@@ -424,8 +537,8 @@ func TestRewriteAfterRemoval(t *testing.T) {
 	b := newBatch(t, file("f", pl+50, 30), file("g", 60, 31))
 	ti := open(t, s, b)
 	b.writeAll(t, ti)
-	path := b.dataPath(t, s, "f")
-	if err := os.Remove(path); err != nil {
+	d := b.data(t, s, "f")
+	if err := os.Remove(d.Path); err != nil {
 		t.Fatal(err)
 	}
 	b.writeAll(t, ti) // the engine downloads it again
@@ -434,8 +547,13 @@ func TestRewriteAfterRemoval(t *testing.T) {
 			t.Errorf("piece %d after downloading again: %+v", i, c)
 		}
 	}
-	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, b.files[0].data) {
-		t.Errorf("data file after downloading again: %d bytes, %v", len(got), err)
+	for _, f := range b.files {
+		if got := readData(t, b.data(t, s, f.path), len(f.data)); !bytes.Equal(got, f.data) {
+			t.Errorf("%s after downloading again: %d bytes (or other bytes), want the file's %d", f.path, len(got), len(f.data))
+		}
+		if !b.complete(t, s, f.path) {
+			t.Errorf("%s not Complete after downloading again", f.path)
+		}
 	}
 }
 
@@ -499,66 +617,113 @@ func TestCraftedTailNotShared(t *testing.T) {
 	n := torrentfile.NumPieces(int64(len(x.data)))
 	copy(info.Pieces[:n*20], a.info.Pieces[first*20:(first+n)*20])
 	crafted.info = &info
-	if pa, pc := a.dataPath(t, s, x.path), crafted.dataPath(t, s, x.path); pa == pc {
-		t.Errorf("the padded copy shares the unpadded file's data %s", pa)
+	if da, dc := a.data(t, s, x.path), crafted.data(t, s, x.path); da == dc {
+		t.Errorf("the padded copy shares the unpadded file's data %+v", da)
 	}
 }
 
-// Prune deletes unused data, least recently written first, keeps data of
-// open torrents (also when shared with a closed one), and reports the disk
-// use left.
+// Prune deletes unused data a pack at a time (the pack with its index),
+// least recently written first, keeps the packs of open torrents (also one
+// written by a closed torrent, holding a content an open one shares), and
+// reports the disk use left.
 func TestPrune(t *testing.T) {
 	s, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	shared := file("shared", 3*pl, 1)
-	old := newBatch(t, file("old", 4*pl, 2), shared)
-	live := newBatch(t, shared, file("live", 2*pl, 3))
+	old := newBatch(t, file("old", 4*pl, 2))
+	held := newBatch(t, shared, file("held", pl, 3))
 	newer := newBatch(t, file("newer", 5*pl, 4))
-	for i, b := range []*batch{old, newer, live} {
+	live := newBatch(t, shared, file("live", 2*pl, 5))
+	order := []*batch{old, held, newer, live}
+	for _, b := range order {
 		ti, err := s.OpenTorrent(context.Background(), b.info, metainfo.Hash{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b.writeAll(t, ti)
-		// Distinct mtimes, oldest first in this order.
-		for _, f := range b.files {
-			when := time.Now().Add(time.Duration(i-10) * time.Minute)
-			os.Chtimes(b.dataPath(t, s, f.path), when, when)
-		}
 		if b != live {
 			ti.Close()
 		} else {
 			t.Cleanup(func() { ti.Close() })
 		}
 	}
-	exists := func(b *batch, path string) bool {
-		_, err := os.Stat(b.dataPath(t, s, path))
-		return err == nil
+	// Each batch's new contents are one pack (live's: only "live"; its
+	// "shared" is in held's). Distinct mtimes, oldest first in this order,
+	// set once every write is done (live wrote into held's pack too).
+	packs := map[*batch]string{}
+	for i, b := range order {
+		p := b.data(t, s, b.files[len(b.files)-1].path).Path
+		for _, other := range packs {
+			if other == p {
+				t.Fatalf("two batches write the pack %s", p)
+			}
+		}
+		packs[b] = p
+		when := time.Now().Add(time.Duration(i-10) * time.Minute)
+		for _, f := range []string{p, p + ".idx"} {
+			if err := os.Chtimes(f, when, when); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if d := live.data(t, s, shared.path); d.Path != packs[held] {
+		t.Fatalf("live's shared content is in %s, not in held's pack %s", d.Path, packs[held])
+	}
+	// kept reports whether the pack of b is on disk with its index; a pack
+	// goes as a whole or not at all.
+	kept := func(b *batch) bool {
+		t.Helper()
+		pack, idx := fileSize(packs[b]) >= 0, fileSize(packs[b]+".idx") >= 0
+		if pack != idx {
+			t.Errorf("pack %s on disk: %v, its index: %v", packs[b], pack, idx)
+		}
+		return pack
 	}
 	total, err := s.Prune(1 << 40)
 	if err != nil || total < 14*pl {
 		t.Fatalf("Prune(no cap) = %d, %v; want all %d bytes kept", total, err, 14*pl)
 	}
-	// Room for the live torrent and a bit: "old" goes (oldest), "newer" too
-	// (still over), "shared" stays (the live torrent uses it).
-	left, err := s.Prune(6 * pl)
+	// About 16 pl on disk: the oldest pack (old's) going is enough.
+	left, err := s.Prune(14 * pl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exists(old, "old") || exists(newer, "newer") {
+	if kept(old) {
+		t.Error("the least recently written unused pack was kept over the cap")
+	}
+	if !kept(held) || !kept(newer) || !kept(live) {
+		t.Error("Prune deleted more than the least recently written pack it needed to")
+	}
+	if left > 14*pl {
+		t.Errorf("%d bytes left, want at most %d", left, 14*pl)
+	}
+	// Room for the live data and a bit: held's pack is older than
+	// newer's but in use (live shares "shared"), so newer's goes.
+	if left, err = s.Prune(9 * pl); err != nil {
+		t.Fatal(err)
+	}
+	if kept(newer) {
 		t.Error("unused data was kept over the cap")
 	}
-	if !exists(live, "shared") || !exists(live, "live") {
-		t.Error("data of an open torrent was deleted")
+	if !kept(held) || !kept(live) {
+		t.Error("a pack of an open torrent was deleted")
 	}
-	if left > 6*pl {
-		t.Errorf("%d bytes left, want at most %d", left, 6*pl)
+	if left > 9*pl {
+		t.Errorf("%d bytes left, want at most %d", left, 9*pl)
 	}
 	// Over a cap smaller than the live data: nothing in use is deleted.
-	if left, err = s.Prune(pl); err != nil || left < 5*pl {
+	if left, err = s.Prune(pl); err != nil || left < 6*pl {
 		t.Errorf("Prune below the live data = %d, %v", left, err)
+	}
+	if !kept(held) || !kept(live) {
+		t.Error("a pack of an open torrent was deleted")
+	}
+	for _, f := range []tfile{shared, live.files[1]} {
+		if got := readData(t, live.data(t, s, f.path), len(f.data)); !bytes.Equal(got, f.data) {
+			t.Errorf("%s: data of the open torrent changed by Prune", f.path)
+		}
 	}
 }
 
