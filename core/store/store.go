@@ -129,11 +129,12 @@ type backing struct {
 	index []byte   // a pack's index, as written beside it
 	fresh bool     // a pack made in this run: holds nothing from before
 
-	mu    sync.Mutex
-	refs  int // references of open torrents to its contents
-	f     *os.File
-	stamp stamp  // size and mtime after our last write or mark
-	gen   uint64 // counts changes made behind our back
+	mu       sync.Mutex
+	refs     int // references of open torrents to its contents
+	f        *os.File
+	stamp    stamp  // size and mtime after our last write or mark
+	inflight int    // our writes under way
+	gen      uint64 // counts changes made behind our back
 }
 
 // dataFile is the data of one file content, shared by torrents: the bytes
@@ -574,36 +575,49 @@ func (b *backing) writeIndex() error {
 	return nil
 }
 
-// writeAt writes b at off of the content and records the write as our own,
-// so that only writes by others make the completion state stale. Both
-// happen under the backing's lock: a completion check between them would
-// take our write for someone else's (and a torrent sharing the file would
-// see its verified data as changed). A data file removed behind our back is
-// written anew (second attempt).
+// writeAt writes p at off of the content and records the write as our
+// own, so that only writes by others make the completion state stale. The
+// write itself runs outside the backing's lock (a write can wait for the
+// disk, and the contents of a pack are written by many peers at once); the
+// stamp is taken under the lock once no write of ours is in flight, and
+// until then a changed stamp is not taken for someone else's write. A data
+// file removed behind our back is written anew (second attempt).
 func (df *dataFile) writeAt(p []byte, off int64) error {
 	df.changes.Add(1)
 	b := df.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	for range 2 {
+		b.mu.Lock()
 		f, err := b.openLocked()
 		if err != nil {
+			b.mu.Unlock()
 			return err
 		}
-		if _, err := f.WriteAt(p, df.base+off); err != nil {
+		b.inflight++
+		b.mu.Unlock()
+		_, err = f.WriteAt(p, df.base+off)
+		b.mu.Lock()
+		b.inflight--
+		if err != nil {
+			b.mu.Unlock()
 			return fmt.Errorf("writing %s: %w", b.path, err)
 		}
 		// The descriptor's stat (no path lookup); a file removed behind
 		// our back has no link left.
 		if fi, err := f.Stat(); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
-				b.stamp = stamp{fi.Size(), fi.ModTime().UnixNano()}
+				if b.inflight == 0 {
+					b.stamp = stamp{fi.Size(), fi.ModTime().UnixNano()}
+				}
+				b.mu.Unlock()
 				return nil
 			}
 		}
 		b.gen++
-		b.f.Close()
-		b.f = nil
+		if b.f == f {
+			b.f.Close() // writes in flight on it finish first
+			b.f = nil
+		}
+		b.mu.Unlock()
 	}
 	return fmt.Errorf("writing %s: the file keeps disappearing", b.path)
 }
@@ -614,6 +628,14 @@ func statOf(path string) (stamp, bool) {
 		return stamp{}, false
 	}
 	return stamp{fi.Size(), fi.ModTime().UnixNano()}, true
+}
+
+// restamp takes the file's stamp as it is now, unless a write of ours is
+// under way (its writer takes it when done). Under b.mu.
+func (b *backing) restamp() {
+	if b.inflight == 0 {
+		b.stamp, _ = statOf(b.path)
+	}
 }
 
 // marks returns df.complete, made anew when the backing changed behind our
@@ -630,7 +652,7 @@ func (df *dataFile) mark(idx int, ok bool) error {
 	defer df.mu.Unlock()
 	df.b.mu.Lock()
 	df.marks()[idx] = ok
-	df.b.stamp, _ = statOf(df.b.path)
+	df.b.restamp()
 	df.b.mu.Unlock()
 	if f := df.s.onComplete.Load(); ok && f != nil {
 		(*f)(df.key, idx)
@@ -647,7 +669,7 @@ func (df *dataFile) markRange(from, to int) {
 	for i := from; i < to; i++ {
 		m[i] = true
 	}
-	df.b.stamp, _ = statOf(df.b.path)
+	df.b.restamp()
 	df.b.mu.Unlock()
 	if f := df.s.onComplete.Load(); f != nil {
 		for i := from; i < to; i++ {
@@ -668,13 +690,13 @@ func (df *dataFile) completion(idx int) storage.Completion {
 		// complete; write a new file from now on.
 		b.gen++
 		if b.f != nil {
-			b.f.Close()
+			b.f.Close() // writes in flight on it finish first
 			b.f = nil
 		}
 		return storage.Completion{Ok: true, Complete: false}
 	}
 	valid := df.complete != nil && df.gen == b.gen
-	if valid && st == b.stamp {
+	if valid && (st == b.stamp || b.inflight > 0) {
 		return storage.Completion{Ok: true, Complete: df.complete[idx]}
 	}
 	if valid {
@@ -716,7 +738,7 @@ func (df *dataFile) isComplete() bool {
 	if b.gen != gen {
 		return false
 	}
-	if !exists || st != b.stamp {
+	if !exists || st != b.stamp && b.inflight == 0 {
 		b.gen++
 		return false
 	}
