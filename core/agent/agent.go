@@ -55,8 +55,10 @@ type Agent struct {
 	web   *http.Client
 	ln    net.Listener
 	start time.Time
-	// imported counts the bytes taken in from direct fetches (see direct).
-	imported atomic.Int64
+	// imported counts the bytes taken in from direct fetches (see direct);
+	// importing, the files received from their clients not yet taken in.
+	imported  atomic.Int64
+	importing atomic.Int64
 	reg      *prometheus.Registry
 	mln      net.Listener // metrics listener, nil when off
 

@@ -195,6 +195,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 				}
 				err := a.importFile(e, j.path, j.f)
 				j.f.Close()
+				a.importing.Add(-1)
 				if err != nil {
 					failed.Do(func() { a.log.Warn("direct fetch: file not taken", "torrent", e.t.InfoHash().HexString(), "err", err) })
 				}
@@ -227,6 +228,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 		for i, f := range files {
 			queue = append(queue, job{req.Paths[i], f})
 		}
+		a.importing.Add(int64(len(files)))
 		mu.Unlock()
 	}
 	if !more && received+held == len(e.files) {
@@ -243,6 +245,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 	mu.Lock()
 	for _, j := range queue { // the agent stopped
 		j.f.Close()
+		a.importing.Add(-1)
 	}
 	mu.Unlock()
 	// The engine learns of the pieces through the store's completion hook

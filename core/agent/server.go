@@ -44,6 +44,7 @@ func (a *Agent) handle(c net.Conn) {
 		enc.Encode(control.Reply{Type: "done"})
 		a.shutdown("stop requested")
 	case "status":
+		a.awaitImports(statusImportWait)
 		s := a.status()
 		enc.Encode(control.Reply{Type: "status", Status: &s})
 	case "metrics":
@@ -120,6 +121,25 @@ func (a *Agent) trusted(c net.Conn) bool {
 		return false
 	}
 	return cred.Uid == 0 || int(cred.Uid) == os.Geteuid()
+}
+
+// statusImportWait bounds how long a status request waits for the files
+// of direct fetches to be taken in.
+const statusImportWait = 5 * time.Second
+
+// awaitImports waits, at most d, until no file a client of a direct fetch
+// has handed over is still to be taken in: a status asked right after a
+// fetch (the package manager is done) then counts its bytes, which the
+// agent takes in after the client has gone.
+func (a *Agent) awaitImports(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for a.importing.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-a.stopped:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func (a *Agent) status() control.Status {
