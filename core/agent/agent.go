@@ -59,8 +59,8 @@ type Agent struct {
 	// importing, the files received from their clients not yet taken in.
 	imported  atomic.Int64
 	importing atomic.Int64
-	reg      *prometheus.Registry
-	mln      net.Listener // metrics listener, nil when off
+	reg       *prometheus.Registry
+	mln       net.Listener // metrics listener, nil when off
 
 	mu       sync.Mutex
 	entries  map[metainfo.Hash]*entry
