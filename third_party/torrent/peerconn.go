@@ -504,22 +504,11 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 		cn.t.incPieceAvailability(piece)
 	}
 	cn._peerPieces.Add(piece)
-	if cn.t.wantPieceIndex(piece) && cn.fewRequests() {
+	if cn.t.wantPieceIndex(piece) {
 		cn.onNeedUpdateRequests("have")
 	}
 	cn.peerPiecesChanged()
 	return nil
-}
-
-// fewRequests reports whether a wanted piece the peer announces should
-// plan the connection's requests again at once: when we are not yet
-// interested in the peer, or fewer than half the requests it can take are
-// outstanding. Planning scans every piece of the torrent; in a burst each
-// completed piece is announced to every peer, and replanning on each of
-// those announcements was most of the engine's request planning.
-func (cn *PeerConn) fewRequests() bool {
-	return !cn.requestState.Interested ||
-		cn.requestState.Requests.GetCardinality() < uint64(cn.nominalMaxRequests())/2
 }
 
 func (cn *PeerConn) peerSentBitfield(bf []bool) error {
