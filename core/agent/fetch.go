@@ -89,7 +89,7 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 	// Files complete before the batch is are reported as they complete, so
 	// that the client places them while the rest downloads.
 	// The store's own record of each data file's pieces decides (see
-	// Store.Complete): asking the engine each file's completed bytes cost
+	// Torrent.Complete): asking the engine each file's completed bytes cost
 	// 6% of an agent's CPU in a burst of 1,000 files.
 	reported := make(map[string]bool, len(e.files))
 	rels := make([]string, len(e.files))
