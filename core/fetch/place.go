@@ -56,15 +56,21 @@ func place(stateDir string, src source, out string, want expect) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	in, err := openData(stateDir, src.path)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	if src.offset < 0 {
 		return fmt.Errorf("agent data %s: offset %d", src.path, src.offset)
 	}
-	if err := copyVerified(io.NewSectionReader(in, src.offset, want.size), tmp, want); err != nil {
+	// An empty file has no data to read (the agent may have no data file
+	// for it at all).
+	var content io.Reader = bytes.NewReader(nil)
+	if want.size > 0 {
+		in, err := openData(stateDir, src.path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		content = io.NewSectionReader(in, src.offset, want.size)
+	}
+	if err := copyVerified(content, tmp, want); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {

@@ -523,3 +523,16 @@ func TestPlaceFromPack(t *testing.T) {
 		}
 	}
 }
+
+// An empty file is placed without reading the agent's data (it may have no
+// data file for it).
+func TestPlaceEmpty(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "empty")
+	if err := place(dir, source{path: filepath.Join(dir, "none")}, out, expectFor(t, nil, true)); err != nil {
+		t.Fatalf("place of an empty file: %v", err)
+	}
+	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+		t.Errorf("placed: %v, %v", fi, err)
+	}
+}

@@ -913,3 +913,27 @@ func TestRestartHoldsOnlyWritten(t *testing.T) {
 		t.Error("q held after a restart, though never written (its place in the pack is past the pack's end)")
 	}
 }
+
+// An empty file holds nothing to download or verify: it is complete and
+// held from the start, and needs no pack.
+func TestEmptyContent(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBatch(t, file("empty", 0, 1), file("z", 100, 2))
+	l := layout(t, s, b)
+	if !l.Complete("empty") || l.Complete("z") {
+		t.Errorf("Complete: empty %v, z %v; want true, false", l.Complete("empty"), l.Complete("z"))
+	}
+	if held := l.Held(); len(held) != 1 {
+		t.Errorf("Held = %v, want only the empty file", held)
+	}
+	if n, err := l.Import("empty", bytes.NewReader(nil)); n != 0 || err != nil {
+		t.Errorf("Import of the empty file = %d, %v", n, err)
+	}
+	if got := packFiles(t, dir); len(got) != 0 {
+		t.Errorf("files on disk for an empty content: %v", got)
+	}
+}

@@ -717,6 +717,9 @@ func (df *dataFile) completion(idx int) storage.Completion {
 // isComplete reports whether every piece of the content is known complete
 // in this run and its backing was not changed since.
 func (df *dataFile) isComplete() bool {
+	if df.pieces == 0 {
+		return true // empty: nothing to hold
+	}
 	// The pieces first, in memory: a file still downloading costs no stat
 	// (the agent asks of every file of a fetch several times a second).
 	b := df.b
