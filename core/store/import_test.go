@@ -71,10 +71,7 @@ func fileCompletions(t *testing.T, b *batch, ti storage.TorrentImpl, i int) []st
 // piece is complete, for the engine too, each told once to the hook, and
 // the data files hold exactly the files.
 func TestImportComplete(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	hooks := newHookLog(s)
 	b := newBatch(t,
 		file("a/partial.rpm", 3*pl+100, 21),
@@ -149,10 +146,7 @@ func (r *failReader) Read([]byte) (int, error) {
 // A data file complete already (here from another torrent holding the same
 // content) is left alone: nothing read, nothing written, no hook.
 func TestImportAlreadyComplete(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	shared := file("pkgs/shared.rpm", 2*pl+99, 31)
 	a := newBatch(t, shared, file("pkgs/a.rpm", 10, 32))
 	b := newBatch(t, file("pkgs/b.rpm", 5000, 33), tfile{"other/shared.rpm", shared.data}, file("pkgs/z.rpm", 7, 34))
@@ -214,10 +208,7 @@ func TestImportBadPiece(t *testing.T) {
 		{"chunk boundary", (chunkPieces+3)*pl + 10, chunkPieces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := newStore(t, t.TempDir())
 			hooks := newHookLog(s)
 			f := file("x/bad.rpm", int64(tc.size), 41)
 			b := newBatch(t, f, file("x/last.rpm", 100, 42))
@@ -277,10 +268,7 @@ func TestImportWrongSize(t *testing.T) {
 			name = "last"
 		}
 		t.Run(name, func(t *testing.T) {
-			s, err := New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := newStore(t, t.TempDir())
 			// The file ends in zeros: cut short, its padded last piece
 			// hashes the same as the whole one.
 			f := file("y/file.rpm", 2*pl+300, 51)
@@ -308,7 +296,7 @@ func TestImportWrongSize(t *testing.T) {
 					t.Errorf("%s: the file is complete", c.what)
 				}
 			}
-			_, err = l.Import(f.path, io.MultiReader(bytes.NewReader(f.data), strings.NewReader("x")))
+			_, err := l.Import(f.path, io.MultiReader(bytes.NewReader(f.data), strings.NewReader("x")))
 			if err == nil || !strings.Contains(err.Error(), "more than") {
 				t.Errorf("one byte long: %v, want an error saying more than the torrent's bytes", err)
 			}

@@ -168,10 +168,7 @@ func topLevel(t *testing.T, dir string) []string {
 // directory of data files of one content.
 func TestOnePackPerLayout(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, dir)
 	var files []tfile
 	for i, size := range []int64{1, pl - 1, pl, pl + 1, 4095, 4096, 4097, 3*pl + 7, 100} {
 		files = append(files, file(fmt.Sprintf("p/%d.rpm", i), size, uint64(200+i)))
@@ -244,10 +241,7 @@ func TestOnePackPerLayout(t *testing.T) {
 // held makes no pack.
 func TestSecondLayoutReusesContent(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, dir)
 	shared := file("pkgs/shared.rpm", 2*pl+99, 300)
 	x, y := file("pkgs/x.rpm", 5000, 301), file("pkgs/y.rpm", pl+3, 302)
 	a := newBatch(t, x, shared, y)
@@ -316,10 +310,7 @@ func TestSecondLayoutReusesContent(t *testing.T) {
 // (beyond the pack's end) is known incomplete.
 func TestRestart(t *testing.T) {
 	dir := t.TempDir()
-	s1, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1 := newStore(t, dir)
 	b := newBatch(t, file("a", 2*pl+5, 400), file("b", pl, 401), file("c", 700, 402))
 	// A second batch written only in part: its last content never.
 	part := newBatch(t, file("p", pl+9, 403), file("q", 2*pl, 404))
@@ -347,10 +338,7 @@ func TestRestart(t *testing.T) {
 	}
 	packs := packFiles(t, dir)
 
-	s2, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := newStore(t, dir)
 	for path, sp := range b.spans(t) {
 		if !s2.Holds(sp) {
 			t.Errorf("%s not held after a restart", path)
@@ -459,10 +447,7 @@ func TestMalformedIndex(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s1, err := New(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s1 := newStore(t, dir)
 			b := newBatch(t, file("a", pl+10, 500), file("b", 3*pl, 501), file("c", 99, 502))
 			ti1, err := s1.OpenTorrent(context.Background(), b.info, metainfo.Hash{})
 			if err != nil {
@@ -547,10 +532,7 @@ func TestLegacyDataFile(t *testing.T) {
 	if err := os.WriteFile(legacy, b.files[0].data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, dir)
 	sps := b.spans(t)
 	if !s.Holds(sps["old.rpm"]) {
 		t.Error("the legacy data file is not held")
@@ -611,10 +593,7 @@ func TestPrunePacks(t *testing.T) {
 	if err := os.WriteFile(legacy, legacyB.files[0].data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, dir)
 	inUse := newBatch(t, file("i1", 3*pl, 704), file("i2", 5, 705))
 	later := newBatch(t, file("n1", pl, 706))
 	tu, err := s.OpenTorrent(context.Background(), unused.info, metainfo.Hash{})
@@ -712,10 +691,7 @@ func TestPrunePacks(t *testing.T) {
 	}
 
 	// In a new run, a pack of the earlier one is unused until laid out.
-	s2, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := newStore(t, dir)
 	l2 := layout(t, s2, inUse)
 	if _, err := s2.Prune(0); err != nil {
 		t.Fatal(err)
@@ -753,10 +729,7 @@ func TestPackChangedThenRewritten(t *testing.T) {
 		{"truncated while closed, import", false, truncatePack, "import"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := newStore(t, t.TempDir())
 			b := newBatch(t, file("f", 2*pl+50, 800), file("g", pl+60, 801))
 			ti1, err := s.OpenTorrent(context.Background(), b.info, metainfo.Hash{})
 			if err != nil {
@@ -824,10 +797,7 @@ func truncatePack(t *testing.T, path string, g Data) {
 // files in parallel), asked of meanwhile: the store's own writes to the
 // shared file never look like a change behind its back.
 func TestPackConcurrentWrites(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	var files []tfile
 	for i := range 8 {
 		files = append(files, file(fmt.Sprintf("c/%d.rpm", i), int64(3*pl+i*1000+1), uint64(900+i)))
@@ -888,10 +858,7 @@ func TestPackConcurrentWrites(t *testing.T) {
 // it (before packs, Holds wanted a data file of some bytes).
 func TestRestartHoldsOnlyWritten(t *testing.T) {
 	dir := t.TempDir()
-	s1, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1 := newStore(t, dir)
 	b := newBatch(t, file("p", pl+9, 950), file("q", 2*pl, 951))
 	ti, err := s1.OpenTorrent(context.Background(), b.info, metainfo.Hash{})
 	if err != nil {
@@ -902,10 +869,7 @@ func TestRestartHoldsOnlyWritten(t *testing.T) {
 	if fileSize(b.data(t, s1, "q").Path) > b.data(t, s1, "q").Offset {
 		t.Fatal("the pack reaches q")
 	}
-	s2, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := newStore(t, dir)
 	if !s2.Holds(b.spans(t)["p"]) {
 		t.Error("p, written, not held after a restart")
 	}
@@ -918,10 +882,7 @@ func TestRestartHoldsOnlyWritten(t *testing.T) {
 // held from the start, and needs no pack.
 func TestEmptyContent(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, dir)
 	b := newBatch(t, file("empty", 0, 1), file("z", 100, 2))
 	l := layout(t, s, b)
 	if !l.Complete("empty") || l.Complete("z") {

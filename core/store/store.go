@@ -72,16 +72,8 @@ func (s *Store) OnComplete(f func(key string, piece int)) { s.onComplete.Store(&
 func (s *Store) Holds(sp torrentfile.Span) bool {
 	key := ContentKey(sp.Length, sp.Hashes, sp.Unpadded)
 	s.mu.Lock()
-	df, legacy := s.files[key], s.legacy
-	s.mu.Unlock()
-	if df != nil {
-		return true
-	}
-	if !legacy {
-		return false
-	}
-	fi, err := os.Lstat(s.singlePath(key))
-	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
+	defer s.mu.Unlock()
+	return s.files[key] != nil || s.legacyHolds(key)
 }
 
 // packDir is the directory of the pack files, beneath the store's.
@@ -252,13 +244,13 @@ func (s *Store) Layout(info *metainfo.Info) (*Torrent, error) {
 }
 
 // legacyHolds reports whether the directory has a data file of the
-// content key alone. Under s.mu.
+// content key alone, with some bytes in it. Under s.mu.
 func (s *Store) legacyHolds(key string) bool {
 	if !s.legacy {
 		return false
 	}
 	fi, err := os.Lstat(s.singlePath(key))
-	return err == nil && fi.Mode().IsRegular()
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
 // newPack returns a new pack, not yet on disk. Under s.mu.

@@ -105,6 +105,16 @@ func (b *batch) writeAll(t *testing.T, ti storage.TorrentImpl) {
 	}
 }
 
+// newStore returns New(dir), failing the test on an error.
+func newStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // data returns where the batch file at path lies in s, through a Layout
 // of b closed again.
 func (b *batch) data(t *testing.T, s *Store, path string) Data {
@@ -172,10 +182,7 @@ func completions(b *batch, ti storage.TorrentImpl) []storage.Completion {
 
 func TestWriteReadComplete(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, dir)
 	b := newBatch(t,
 		file("a/one.rpm", pl+123, 1),
 		file("b/two.rpm", 2*pl-1, 2),
@@ -241,7 +248,7 @@ func TestWriteReadComplete(t *testing.T) {
 	if len(want) != 2 {
 		t.Errorf("the batch's data is in %d files, want one pack and its index: %v", len(want), want)
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -277,10 +284,7 @@ func TestWriteReadComplete(t *testing.T) {
 }
 
 func TestPartialFileNotComplete(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	b := newBatch(t, file("x", 3*pl+1, 4), file("y", 10, 5))
 	ti := open(t, s, b)
 	pi, p := b.piece(ti, 1)
@@ -304,10 +308,7 @@ func TestPartialFileNotComplete(t *testing.T) {
 
 func TestNewRunDoesNotTrustDisk(t *testing.T) {
 	dir := t.TempDir()
-	s1, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s1 := newStore(t, dir)
 	b := newBatch(t, file("a", pl+5, 6), file("b", 2*pl, 7))
 	ti1, err := s1.OpenTorrent(context.Background(), b.info, metainfo.Hash{})
 	if err != nil {
@@ -319,10 +320,7 @@ func TestNewRunDoesNotTrustDisk(t *testing.T) {
 	}
 
 	// A new agent run on the same directory.
-	s2, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := newStore(t, dir)
 	ti2 := open(t, s2, b)
 	for i, c := range completions(b, ti2) {
 		if c.Err != nil || c.Ok {
@@ -363,10 +361,7 @@ func TestNewRunDoesNotTrustDisk(t *testing.T) {
 }
 
 func TestSharedFiles(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	shared := file("pkgs/shared.rpm", 2*pl+99, 10)
 	a := newBatch(t, file("pkgs/a.rpm", 5000, 11), shared, file("pkgs/z.rpm", 10, 12))
 	// The same content under another path and position.
@@ -402,10 +397,7 @@ func TestSharedFiles(t *testing.T) {
 
 	// A second store instance on the directory finds the written data
 	// where the first put it.
-	s2, err := New(s.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := newStore(t, s.Dir())
 	if d2 := b.data(t, s2, moved.path); d2 != da {
 		t.Errorf("data differs between store instances: %+v, %+v", da, d2)
 	}
@@ -459,10 +451,7 @@ func TestChangedBehindOurBack(t *testing.T) {
 		// that write, must not be complete either.
 		for _, first := range []string{"f", "g"} {
 			t.Run(tc.name+"/"+first+" first", func(t *testing.T) {
-				s, err := New(t.TempDir())
-				if err != nil {
-					t.Fatal(err)
-				}
+				s := newStore(t, t.TempDir())
 				b := newBatch(t, file("f", 3*pl+50, 20), file("g", 60, 21))
 				// Another batch with no content in common: another pack.
 				u := newBatch(t, file("u", 2*pl+7, 22), file("v", 70, 23))
@@ -530,10 +519,7 @@ func TestChangedBehindOurBack(t *testing.T) {
 // After the pack is removed behind the store's back, downloading the
 // pieces again must produce complete data on disk.
 func TestRewriteAfterRemoval(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	b := newBatch(t, file("f", pl+50, 30), file("g", 60, 31))
 	ti := open(t, s, b)
 	b.writeAll(t, ti)
@@ -558,10 +544,7 @@ func TestRewriteAfterRemoval(t *testing.T) {
 }
 
 func TestLayoutRejects(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	b := newBatch(t, file("f", 100, 40), file("g", 100, 41))
 	wrongPL := *b.info
 	wrongPL.PieceLength = 2 * pl
@@ -604,10 +587,7 @@ func TestContentKey(t *testing.T) {
 // of a batch has them) for a padded copy of it does not share that file's
 // data: the engine would find its last piece wrong and rewrite it.
 func TestCraftedTailNotShared(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	x := file("pkgs/x.rpm", 2*pl+77, 20)
 	a := newBatch(t, file("pkgs/a.rpm", 300, 21), x)
 	crafted := newBatch(t, x, file("pkgs/z.rpm", 10, 22))
@@ -627,10 +607,7 @@ func TestCraftedTailNotShared(t *testing.T) {
 // written by a closed torrent, holding a content an open one shares), and
 // reports the disk use left.
 func TestPrune(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	shared := file("shared", 3*pl, 1)
 	old := newBatch(t, file("old", 4*pl, 2))
 	held := newBatch(t, shared, file("held", pl, 3))
@@ -731,10 +708,7 @@ func TestPrune(t *testing.T) {
 // every second, and walking every data file each time cost CPU while
 // idle. A write makes the next Prune measure.
 func TestPruneIdle(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStore(t, t.TempDir())
 	b := newBatch(t, file("a", 2*pl, 30))
 	ti := open(t, s, b)
 	b.writeAll(t, ti)
@@ -774,10 +748,7 @@ func BenchmarkWriteNewFiles(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		s, err := New(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := newStore(b, b.TempDir())
 		ti, err := s.OpenTorrent(context.Background(), bt.info, metainfo.Hash{})
 		if err != nil {
 			b.Fatal(err)
