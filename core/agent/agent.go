@@ -62,9 +62,11 @@ type Agent struct {
 	reg       *prometheus.Registry
 	mln       net.Listener // metrics listener, nil when off
 
-	mu       sync.Mutex
-	entries  map[metainfo.Hash]*entry
-	holders  holders // under mu
+	mu      sync.Mutex
+	entries map[metainfo.Hash]*entry
+	holders holders // under mu
+	// claims are the direct fetches being started (under mu; see claim).
+	claims   map[*claim]struct{}
 	active   int
 	lastWork time.Time
 
@@ -94,8 +96,7 @@ type entry struct {
 	// a client fetches the batch (nil: announced from the start).
 	announceList [][]string
 	// yield, closed once (yieldOnce), ends a direct fetch's downloads
-	// (see yieldShared): a fetch of another batch of this agent shares
-	// files with it.
+	// (see yieldShared): another fetch of this agent shares files with it.
 	yield     chan struct{}
 	yieldOnce sync.Once
 }

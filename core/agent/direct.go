@@ -53,33 +53,86 @@ func (a *Agent) alone(trackers [][]string, ih metainfo.Hash, left int64) bool {
 	return false
 }
 
-// inUse reports whether a torrent a client is fetching holds one of the
-// files of layout.
-func (a *Agent) inUse(layout *store.Torrent) bool {
+// A claim holds the files of a direct fetch from the agent's decision to
+// offer it (see claimDirect) until its entry is among the holders, where
+// yieldShared finds it: a fetch of another batch sharing those files that
+// starts meanwhile must still end the direct downloads.
+type claim struct {
+	keys    []store.SpanKey
+	yielded bool // under Agent.mu
+}
+
+// claimDirect reports whether no fetch of this agent, started or being
+// started directly, holds one of the files of layout, and if so claims
+// them for a direct fetch until endClaim. The check and the claim are one
+// step: of two fetches sharing files that start at once, at most one goes
+// direct, and the other then yields it.
+func (a *Agent) claimDirect(layout *store.Torrent) (*claim, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, k := range layout.Keys() {
+	keys := layout.Keys()
+	for _, k := range keys {
 		for e := range a.holders[k.Key] {
 			if e.users > 0 {
-				return true
+				return nil, false
 			}
+		}
+	}
+	for c := range a.claims {
+		if sharesKey(c.keys, keys) {
+			return nil, false
+		}
+	}
+	c := &claim{keys: keys}
+	if a.claims == nil {
+		a.claims = map[*claim]struct{}{}
+	}
+	a.claims[c] = struct{}{}
+	return c, true
+}
+
+// endClaim drops c, its direct fetch's entry e now among the holders (nil:
+// the fetch did not start), and passes on a yield that came meanwhile.
+func (a *Agent) endClaim(c *claim, e *entry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.claims, c)
+	if e != nil && c.yielded {
+		e.yieldOnce.Do(func() { close(e.yield) })
+	}
+}
+
+// sharesKey reports whether a and b name a content in common.
+func sharesKey(a, b []store.SpanKey) bool {
+	in := make(map[string]bool, len(a))
+	for _, k := range a {
+		in[k.Key] = true
+	}
+	for _, k := range b {
+		if in[k.Key] {
+			return true
 		}
 	}
 	return false
 }
 
-// yieldShared ends the direct fetches of other batches that share files
-// with e: their clients leave the rest to the engine, where a piece
+// yieldShared ends the direct fetches that share files with e (e's own,
+// when a second fetch of the same batch joins it), and those being
+// started: their clients leave the rest to the engine, where a piece
 // completed for one torrent is complete for every torrent holding the file
 // (see propagate), so that the two fetches do not both get those files.
 func (a *Agent) yieldShared(e *entry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, k := range e.layout.Keys() {
+	keys := e.layout.Keys()
+	for _, k := range keys {
 		for o := range a.holders[k.Key] {
-			if o != e {
-				o.yieldOnce.Do(func() { close(o.yield) })
-			}
+			o.yieldOnce.Do(func() { close(o.yield) })
+		}
+	}
+	for c := range a.claims {
+		if sharesKey(c.keys, keys) {
+			c.yielded = true
 		}
 	}
 }

@@ -199,7 +199,10 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 	}
 	a.mu.Unlock()
 	swarm := -1
-	if !ok {
+	if ok {
+		// A direct fetch of this batch leaves it to the engine.
+		a.yieldShared(e)
+	} else {
 		// Ask the tracker before the engine announces us: we are not a peer.
 		counts, ok := a.swarmSize(mi.UpvertedAnnounceList(), ih)
 		if ok {
@@ -216,16 +219,22 @@ func (a *Agent) add(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []string
 			}
 			// A file another fetch of this agent is getting is left to it
 			// (see propagate): the whole batch goes through the engine.
-			if !a.inUse(layout) && a.alone(mi.UpvertedAnnounceList(), ih, info.TotalLength()) {
-				// The client starts at once; the engine takes the torrent
-				// meanwhile (tens of milliseconds for a thousand files).
-				err = offer(layout.Held())
-				layout.Close()
-				if err != nil {
-					return nil, false, err
+			if c, ok := a.claimDirect(layout); ok {
+				if a.alone(mi.UpvertedAnnounceList(), ih, info.TotalLength()) {
+					// The client starts at once; the engine takes the
+					// torrent meanwhile (tens of milliseconds for a
+					// thousand files).
+					err = offer(layout.Held())
+					layout.Close()
+					if err != nil {
+						a.endClaim(c, nil)
+						return nil, false, err
+					}
+					e, err := a.insert(mi, info, mirrors, 1, false)
+					a.endClaim(c, e)
+					return e, err == nil, err
 				}
-				e, err := a.insert(mi, info, mirrors, 1, false)
-				return e, err == nil, err
+				a.endClaim(c, nil)
 			}
 			layout.Close()
 		}
