@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
@@ -125,9 +126,20 @@ func (r repo) add(t testing.TB, seed int64, pkgs []pkg) {
 		}
 		files = append(files, out)
 	}
-	cmd := exec.Command("repo-add", append([]string{"-q", filepath.Join(r.dir, "core.db.tar.gz")}, files...)...)
+	db := filepath.Join(r.dir, "core.db.tar.gz")
+	old, oldErr := os.Stat(db)
+	cmd := exec.Command("repo-add", append([]string{"-q", db}, files...)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("repo-add: %v\n%s", err, b)
+	}
+	if oldErr == nil {
+		// pacman asks for the database If-Modified-Since the time it got
+		// (whole seconds): a database rebuilt within the same second would
+		// be "not modified", and the update not seen.
+		next := old.ModTime().Add(2 * time.Second)
+		if err := os.Chtimes(db, next, next); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
