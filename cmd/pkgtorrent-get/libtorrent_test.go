@@ -78,7 +78,7 @@ func sameAsOrigin(t *testing.T, tb []byte, root, dir string) (total, pads int64)
 // libtorrent 2.0 fetches a batch torrent from the service's webseed, and
 // from an agent alone. From the webseed its payload is exactly the files'
 // bytes (it synthesizes padding); from a peer it requests whole 16 KiB
-// blocks, so the padding in a file's last block crosses the wire: at most
+// blocks (a piece is several), so the padding in a file's last block crosses the wire: at most
 // the torrent's padding, never a block of padding alone.
 func TestInteropLibtorrent(t *testing.T) {
 	root := t.TempDir()

@@ -43,7 +43,7 @@ func engineConfig(t *testing.T) *torrent.ClientConfig {
 }
 
 // seedTorrent writes a random file of n bytes into dir and returns its
-// single-file torrent (16 KiB pieces, as pkgtorrent's).
+// single-file torrent (pkgtorrent's piece length).
 func seedTorrent(t *testing.T, dir string, n int) *metainfo.MetaInfo {
 	t.Helper()
 	data := make([]byte, n)
@@ -55,7 +55,7 @@ func seedTorrent(t *testing.T, dir string, n int) *metainfo.MetaInfo {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	info := metainfo.Info{PieceLength: 16 << 10}
+	info := metainfo.Info{PieceLength: torrentfile.PieceLength}
 	if err := info.BuildFromFilePath(p); err != nil {
 		t.Fatal(err)
 	}

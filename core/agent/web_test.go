@@ -2,11 +2,13 @@ package agent
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
 
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
@@ -87,7 +89,7 @@ func TestPadTransport(t *testing.T) {
 	}
 
 	// Marked requests without a valid pad path are errors, not wrong data.
-	for _, p := range []string{"/seed/n/.pad/0", "/seed/n/.pad/01", "/seed/n/.pad/16384", "/seed/n/x.pad/5"} {
+	for _, p := range []string{"/seed/n/.pad/0", "/seed/n/.pad/01", fmt.Sprintf("/seed/n/.pad/%d", torrentfile.PieceLength), "/seed/n/x.pad/5"} {
 		if resp, body, err := get(p+"?pkgtorrent-pad", ""); err == nil {
 			t.Errorf("GET %s: %d %q, want an error", p, resp.StatusCode, body)
 		}

@@ -383,7 +383,7 @@ func (t *Torrent) Held() map[string]Data {
 }
 
 // importChunk is how many bytes Import reads and writes at a time.
-const importChunk = 64 * torrentfile.PieceLength
+const importChunk = 16 * torrentfile.PieceLength
 
 // Import writes the content of the torrent's file p, read from r, into its
 // data file, checking every piece against the torrent's hash as it goes,

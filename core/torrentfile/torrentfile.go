@@ -18,14 +18,18 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// PieceLength is the fixed piece length of every batch torrent: 16 KiB.
+// PieceLength is the fixed piece length of every batch torrent: 64 KiB.
 //
-// Pad bytes cross the wire, and a file is padded by half a piece on average,
-// so the piece length bounds the overhead on small packages: 16 KiB keeps it
-// near 2% for a typical update (many files of tens to hundreds of KiB). It is
-// also the BitTorrent request size, so one request fetches one piece. The cost
-// is 20 bytes of piece hash per 16 KiB (1.3 MB of .torrent per GB of batch).
-const PieceLength = 16 << 10
+// Pad bytes never cross the wire and are never stored, so the piece length
+// is chosen for CPU: the engine's costs per piece (request planning over
+// every piece, a HAVE to every peer, one hash check) fall with fewer, larger
+// pieces, while a piece is only shared once it is whole, and a file's last
+// piece is hashed with its padding zeros (half a piece per file on average).
+// Requests stay 16 KiB blocks, as every BitTorrent client expects. A change
+// of piece length changes every batch's info hash: clients and services of
+// different piece lengths do not share torrents (the client's checks refuse
+// the other's, and the package manager downloads as usual).
+const PieceLength = 64 << 10
 
 // PadDir is the directory of BEP 47 padding files inside a torrent.
 const PadDir = ".pad"

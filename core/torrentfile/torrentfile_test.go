@@ -51,7 +51,7 @@ func TestParsePadPath(t *testing.T) {
 	good := []struct {
 		p string
 		n int64
-	}{{".pad/1", 1}, {".pad/16383", PieceLength - 1}, {".pad/100", 100}}
+	}{{".pad/1", 1}, {fmt.Sprintf(".pad/%d", PieceLength-1), PieceLength - 1}, {".pad/100", 100}}
 	for _, tt := range good {
 		if n, ok := ParsePadPath(tt.p); !ok || n != tt.n {
 			t.Errorf("ParsePadPath(%q) = %d, %v; want %d, true", tt.p, n, ok, tt.n)
@@ -61,7 +61,7 @@ func TestParsePadPath(t *testing.T) {
 		}
 	}
 	for _, p := range []string{
-		".pad/0", ".pad/01", ".pad/16384", ".pad/99999", "x/.pad/3", ".pad/-1", ".pad/+1",
+		".pad/0", ".pad/01", fmt.Sprintf(".pad/%d", PieceLength), ".pad/999999", "x/.pad/3", ".pad/-1", ".pad/+1",
 		".pad/", ".pad", "pad/3", ".pad/3/x", ".pad/3 ", ".pad/ 3", ".pad/0x10", "/.pad/3", ".PAD/3",
 	} {
 		if n, ok := ParsePadPath(p); ok {
@@ -373,7 +373,7 @@ func TestParseRejects(t *testing.T) {
 
 func FuzzBuild(f *testing.F) {
 	f.Add(uint16(1), uint16(0), uint16(100), uint8(3))
-	f.Add(uint16(PieceLength), uint16(PieceLength-1), uint16(0), uint8(2))
+	f.Add(uint16(PieceLength/4), uint16(PieceLength/4-1), uint16(0), uint8(2))
 	f.Add(uint16(0), uint16(0), uint16(0), uint8(1))
 	f.Fuzz(func(t *testing.T, a, b, c uint16, n uint8) {
 		// Sizes up to 4 pieces, 1 to 3 files.
