@@ -163,6 +163,9 @@ func start(cfg Config) (*Agent, error) {
 	// Each host takes the webseed's slices in its own order: the hosts of a
 	// burst then fetch different pieces from the mirror.
 	tc.WebseedSliceOrderSeed = rand.Uint64() | 1
+	// And leaves to a connected peer the slices it owns while it makes
+	// progress: the hosts of a burst take distinct slices from the mirror.
+	tc.WebseedSliceOwnerGrace = leaveGrace * cfg.PeerGrace
 	tc.WebseedRequestChunkSize = webseedRequestChunkSize
 	tc.WebseedHostRequestConcurrency = webseedHostRequests
 	tc.DisableUTP = true

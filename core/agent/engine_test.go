@@ -381,3 +381,93 @@ func padsStayOffTheWire(t *testing.T, chunkSize int) {
 		t.Error("the stock client's data differs")
 	}
 }
+
+// With WebseedSliceOwnerGrace, leechers connected to each other that start
+// together take distinct slices from a slow webseed and the rest from each
+// other: the webseed sends about one copy, where each leecher would
+// otherwise also fetch the slices the others are fetching.
+func TestWebseedSliceOwners(t *testing.T) {
+	const size, n = 8 << 20, 4
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, size)
+	srv, sent := slowServer(t, seedDir, 4<<20)
+	var ts []*torrent.Torrent
+	var cls []*torrent.Client
+	for i := range n {
+		cfg := engineConfig(t)
+		cfg.UploadWhileLeeching = true
+		cfg.WebseedSliceOrderSeed = uint64(1000 + i)
+		cfg.WebseedRequestChunkSize = webseedRequestChunkSize
+		cfg.WebseedHostRequestConcurrency = webseedHostRequests
+		cfg.WebseedSliceOwnerGrace = 3 * time.Second
+		cl, tt := addTorrent(t, cfg, mi)
+		tt.SetWebseedsLeavePeerPieces(true)
+		tt.DownloadAll() // no peer, no webseed yet: a leecher wants connections
+		cls, ts = append(cls, cl), append(ts, tt)
+	}
+	for i, tt := range ts {
+		for _, cl := range cls[i+1:] {
+			tt.AddClientPeer(cl)
+		}
+	}
+	waitFor(t, "the leechers to connect", func() bool {
+		for _, tt := range ts {
+			if len(tt.PeerConns()) < n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, tt := range ts {
+		tt.AddWebSeeds([]string{srv.URL + "/"})
+	}
+	for _, tt := range ts {
+		waitFor(t, "the downloads", tt.Complete().Bool)
+		sameData(t, tt, seedDir)
+	}
+	copies := float64(sent.Load()) / size
+	t.Logf("%d leechers: the webseed sent %.2f copies", n, copies)
+	if copies > 1.1 {
+		t.Errorf("the webseed sent %.2f copies to %d leechers that share slices, want at most 1.1", copies, n)
+	}
+}
+
+// slowServer is countingServer sending at most rate bytes per second in all.
+func slowServer(t *testing.T, dir string, rate int64) (*httptest.Server, *atomic.Int64) {
+	var sent atomic.Int64
+	var mu sync.Mutex
+	start := time.Now()
+	fs := http.FileServer(http.Dir(dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.ServeHTTP(slowWriter{w, &sent, func(n int) {
+			mu.Lock()
+			due := start.Add(time.Duration(sent.Add(int64(n)) * int64(time.Second) / rate))
+			mu.Unlock()
+			time.Sleep(time.Until(due))
+		}}, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &sent
+}
+
+type slowWriter struct {
+	http.ResponseWriter
+	n    *atomic.Int64
+	wait func(int)
+}
+
+// Write sends b in pieces of 16 KiB, each when the rate allows.
+func (s slowWriter) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		k := min(len(b), 16<<10)
+		s.wait(k)
+		m, err := s.ResponseWriter.Write(b[:k])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		b = b[k:]
+	}
+	return written, nil
+}

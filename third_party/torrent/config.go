@@ -291,6 +291,13 @@ type ClientConfig struct {
 	// whose requests reach the first piece another host is still fetching keeps asking for
 	// the same pieces as that host, slice after slice.
 	WebseedSliceOrderSeed uint64
+	// When not 0, the webseeds leave a slice that a connected peer owns to that peer while it has
+	// announced a new piece (or connected) within this long (pkgtorrent patch). The owner of a
+	// slice is the client, this one or a connected peer, whose peer ID ranks highest for it (a hash
+	// of both): hosts of a swarm that start together take distinct slices from the webseed, and
+	// the rest from each other, instead of each fetching what the others are fetching. A peer that
+	// stops announcing pieces loses its slices.
+	WebseedSliceOwnerGrace time.Duration
 	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
 	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the
 	// chunk size.

@@ -72,6 +72,11 @@ type PeerConn struct {
 	PeerID             PeerID
 	PeerExtensionBytes pp.PeerExtensionBits
 	PeerListenPort     int
+	// When the peer last announced a piece it did not have before (pkgtorrent patch, see
+	// ClientConfig.WebseedSliceOwnerGrace), and its peer ID's hash for slice ownership (0: not
+	// computed yet).
+	lastPieceNews time.Time
+	peerIDRank    uint64
 
 	// The local extended protocols to advertise in the extended handshake, and to support receiving
 	// from the peer. This will point to the Client default when the PeerConnAdded callback is
@@ -504,6 +509,7 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 		cn.t.incPieceAvailability(piece)
 	}
 	cn._peerPieces.Add(piece)
+	cn.lastPieceNews = time.Now()
 	if cn.t.wantPieceIndex(piece) {
 		cn.onNeedUpdateRequests("have")
 	}

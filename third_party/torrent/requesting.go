@@ -217,14 +217,16 @@ type desiredRequestState struct {
 	Interested bool
 }
 
-func (cl *Client) getRequestablePieces(key clientPieceRequestOrderKeySumType, f requestStrategy.RequestPieceFunc) {
+func (cl *Client) getRequestablePieces(key clientPieceRequestOrderKeySumType, include func(metainfo.Hash, int) bool, f requestStrategy.RequestPieceFunc) {
 	input := key.getRequestStrategyInput(cl)
 	order := cl.pieceRequestOrder[key].pieces
-	requestStrategy.GetRequestablePieces(input, order, f)
+	requestStrategy.GetRequestablePieces(input, order, include, f)
 }
 
-func (t *Torrent) getRequestablePieces(f requestStrategy.RequestPieceFunc) {
-	t.cl.getRequestablePieces(t.clientPieceRequestOrderKey(), f)
+// getRequestablePieces passes f the requestable pieces of the torrent's piece order for which
+// include (nil: all) is true.
+func (t *Torrent) getRequestablePieces(include func(metainfo.Hash, int) bool, f requestStrategy.RequestPieceFunc) {
+	t.cl.getRequestablePieces(t.clientPieceRequestOrderKey(), include, f)
 }
 
 // This gets the best-case request state. That means handling pieces limited by capacity, preferring
@@ -257,6 +259,11 @@ func (p *PeerConn) getDesiredRequestState() (desired desiredRequestState) {
 	// Caller-provided allocation for roaring bitmap iteration.
 	var it typedRoaring.Iterator[RequestIndex]
 	t.getRequestablePieces(
+		// Only this torrent's pieces the peer has can give requests: the others are skipped
+		// before the wanted-piece check.
+		func(ih metainfo.Hash, pieceIndex int) bool {
+			return ih == *t.canonicalShortInfohash() && p.peerHasPiece(pieceIndex)
+		},
 		func(ih metainfo.Hash, pieceIndex int, pieceExtra requestStrategy.PieceRequestOrderState) bool {
 			if ih != *t.canonicalShortInfohash() {
 				return true

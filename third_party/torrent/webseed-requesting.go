@@ -413,6 +413,7 @@ func (cl *Client) iterPossibleWebseedRequests() iter.Seq2[webseedUniqueRequestKe
 			if !requestStrategy.GetRequestablePieces(
 				input,
 				value.pieces,
+				nil,
 				func(ih metainfo.Hash, pieceIndex int, orderState requestStrategy.PieceRequestOrderState) bool {
 					t := cl.torrentsByShortHash[ih]
 					if len(t.webSeeds) == 0 {
@@ -647,20 +648,71 @@ func (t *Torrent) SetWebseedsLeaveOnlyRequestedPeerPieces(on bool) {
 // leavePieceToPeers reports whether the webseeds leave piece i to the peers: the torrent says so and a
 // connected peer has it (every webseed counts once in a piece's availability), and, if the torrent
 // leaves only requested pieces, a peer connection is fetching it.
+// Whatever no connected peer has, it leaves to the owner of the piece's slice (see
+// ClientConfig.WebseedSliceOwnerGrace).
 func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
-	if !t.webseedsLeavePeerPieces || t.piece(i).availability() <= len(t.webSeeds) {
+	if !t.webseedsLeavePeerPieces {
 		return false
 	}
-	if !t.webseedsLeaveOnlyRequested {
-		return true
+	if t.piece(i).availability() > len(t.webSeeds) {
+		if !t.webseedsLeaveOnlyRequested {
+			return true
+		}
+		p := t.piece(i)
+		for r := p.requestIndexBegin(); r < p.requestIndexMaxEnd(); r++ {
+			if t.requestingPeer(r) != nil {
+				return true
+			}
+		}
 	}
-	p := t.piece(i)
-	for r := p.requestIndexBegin(); r < p.requestIndexMaxEnd(); r++ {
-		if t.requestingPeer(r) != nil {
+	return t.webseedSliceOwnedByPeer(i)
+}
+
+// webseedSliceOwnedByPeer reports whether a connected peer that announced a piece (or connected)
+// within ClientConfig.WebseedSliceOwnerGrace ranks higher than this client for the webseed slice
+// of piece i (pkgtorrent patch).
+func (t *Torrent) webseedSliceOwnedByPeer(i pieceIndex) bool {
+	grace := t.cl.config.WebseedSliceOwnerGrace
+	if grace <= 0 || len(t.conns) == 0 {
+		return false
+	}
+	slice := uint64(t.requestIndexToWebseedSliceIndex(t.piece(i).requestIndexBegin()))
+	mine := sliceRank(peerIDRank(t.cl.peerID), slice)
+	now := time.Now()
+	for c := range t.conns {
+		last := c.lastPieceNews
+		if c.completedHandshake.After(last) {
+			last = c.completedHandshake
+		}
+		if now.Sub(last) >= grace {
+			continue
+		}
+		if c.peerIDRank == 0 {
+			c.peerIDRank = peerIDRank(c.PeerID)
+		}
+		if sliceRank(c.peerIDRank, slice) > mine {
 			return true
 		}
 	}
 	return false
+}
+
+// peerIDRank hashes a peer ID (FNV-1a, never 0) for sliceRank: every client computes the same.
+func peerIDRank(id PeerID) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range id {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	return h | 1
+}
+
+// sliceRank is a peer's rank for a webseed slice (splitmix64 of both): the highest owns it.
+func sliceRank(peer, slice uint64) uint64 {
+	z := peer ^ (slice * 0x9e3779b97f4a7c15)
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // PeersHaveWantedPieces reports whether a connected peer (webseeds are not peer conns) has a piece

@@ -17,6 +17,10 @@ type Timer struct {
 	f      Func
 	t      *time.Timer
 	inited bool
+	// While the callback runs (pkgtorrent patch), the earliest time an Update asked for: the
+	// callback may have computed its next time before that Update's change.
+	running bool
+	pending TimeValue
 }
 
 func (me *Timer) Init(first TimeValue, f Func) {
@@ -38,6 +42,12 @@ func (me *Timer) update(when TimeValue) {
 	defer me.mu.Unlock()
 	// Avoid hammering the scheduler with changes. I think it's cheaper to hit the Timer mutex than
 	// it is to reset the timer unnecessarily.
+	if me.running {
+		if !when.IsZero() && (me.pending.IsZero() || when.Before(me.pending.Time)) {
+			me.pending = when
+		}
+		return
+	}
 	if effectivelyEq(when, me.when) {
 		return
 	}
@@ -65,9 +75,18 @@ func (me *Timer) innerCallback() {
 	panicif.True(me.when.IsZero())
 	panicif.True(me.when.After(time.Now()))
 	// Nobody else can set it while we're running (when is non-zero and the timer has fired
-	// already).
+	// already). An Update made after f has computed its result, but before the reset below, was
+	// dropped, and the timer could stop for good with work pending (a torrent added then never
+	// announced: pkgtorrent patch); such Updates are kept in pending.
+	me.mu.Lock()
+	me.running, me.pending = true, Never()
+	me.mu.Unlock()
 	when := me.f()
 	me.mu.Lock()
+	me.running = false
+	if !me.pending.IsZero() && (when.IsZero() || me.pending.Before(when.Time)) {
+		when = me.pending
+	}
 	me.reset(when)
 	me.mu.Unlock()
 }

@@ -49,6 +49,12 @@ type RequestPieceFunc func(ih metainfo.Hash, pieceIndex int, orderState PieceReq
 // Calls f with requestable pieces in order. Returns false if iteration should stop.
 func GetRequestablePieces(
 	input Input, pro *PieceRequestOrder,
+	// Optional (nil: all). Pieces for which it returns false are not checked (Piece.Request, every
+	// file of the piece) nor passed to requestPiece: a peer's scan passes what the peer has. They
+	// still count toward the unverified-bytes limit as a requestable piece does: without a storage
+	// capacity the order holds only the pending pieces, each of which would. With one, include is
+	// not used.
+	include func(ih metainfo.Hash, index int) bool,
 	// Pieces submitted to this callback passed Piece.Request and so are ready for immediate
 	// download.
 	requestPiece RequestPieceFunc,
@@ -58,6 +64,7 @@ func GetRequestablePieces(
 	var storageLeft *int64
 	if cap, ok := input.Capacity(); ok {
 		storageLeft = &cap
+		include = nil
 	}
 	var (
 		allTorrentsUnverifiedBytes int64
@@ -81,7 +88,9 @@ func GetRequestablePieces(
 			}
 			*storageLeft -= pieceLength
 		}
-		if t.PieceRequest(item.Key.Index) {
+		if include != nil && !include(ih, item.Key.Index) {
+			// Counted below as a requestable piece.
+		} else if t.PieceRequest(item.Key.Index) {
 			if !requestPiece(ih, item.Key.Index, item.State) {
 				// No blocks are being considered from this piece, so it won't result in unverified
 				// bytes.
