@@ -293,10 +293,11 @@ type ClientConfig struct {
 	WebseedSliceOrderSeed uint64
 	// When not 0, the webseeds leave a slice that a connected peer owns to that peer while it has
 	// announced a new piece (or connected) within this long (pkgtorrent patch). The owner of a
-	// slice is the client, this one or a connected peer, whose peer ID ranks highest for it (a hash
-	// of both): hosts of a swarm that start together take distinct slices from the webseed, and
-	// the rest from each other, instead of each fetching what the others are fetching. A peer that
-	// stops announcing pieces loses its slices.
+	// slice is the client, this one or a connected peer interested in its pieces (one that
+	// downloads the torrent), whose peer ID ranks highest for it (a hash of both): hosts of a
+	// swarm that start together take distinct slices from the webseed, and the rest from each
+	// other, instead of each fetching what the others are fetching. A peer that stops announcing
+	// pieces loses its slices.
 	WebseedSliceOwnerGrace time.Duration
 	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
 	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the

@@ -668,9 +668,9 @@ func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
 	return t.webseedSliceOwnedByPeer(i)
 }
 
-// webseedSliceOwnedByPeer reports whether a connected peer that announced a piece (or connected)
-// within ClientConfig.WebseedSliceOwnerGrace ranks higher than this client for the webseed slice
-// of piece i (pkgtorrent patch).
+// webseedSliceOwnedByPeer reports whether a connected peer that is interested in this client's
+// pieces and announced a piece (or connected) within ClientConfig.WebseedSliceOwnerGrace ranks
+// higher than this client for the webseed slice of piece i (pkgtorrent patch).
 func (t *Torrent) webseedSliceOwnedByPeer(i pieceIndex) bool {
 	grace := t.cl.config.WebseedSliceOwnerGrace
 	if grace <= 0 || len(t.conns) == 0 {
@@ -684,7 +684,9 @@ func (t *Torrent) webseedSliceOwnedByPeer(i pieceIndex) bool {
 		if c.completedHandshake.After(last) {
 			last = c.completedHandshake
 		}
-		if now.Sub(last) >= grace {
+		// Only a peer downloading this torrent fetches its slices: one that serves it without
+		// wanting anything (another batch's agent, a seeder) is not interested.
+		if !c.peerInterested || now.Sub(last) >= grace {
 			continue
 		}
 		if c.peerIDRank == 0 {
