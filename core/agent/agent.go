@@ -168,6 +168,9 @@ func start(cfg Config) (*Agent, error) {
 	tc.WebseedSliceOwnerGrace = leaveGrace * cfg.PeerGrace
 	tc.WebseedRequestChunkSize = webseedRequestChunkSize
 	tc.WebseedHostRequestConcurrency = webseedHostRequests
+	tc.StealRequestGrace = stealRequestGrace
+	// Whole-piece requests go to agents; stock clients get 16 KiB ones.
+	tc.WholeChunkPeerIDPrefix = tracker.AgentIDPrefix
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true
@@ -183,7 +186,7 @@ func start(cfg Config) (*Agent, error) {
 		}
 	}
 	if cfg.UploadRateLimit > 0 {
-		tc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRateLimit), 256<<10)
+		tc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRateLimit), max(256<<10, peerChunkSize))
 	}
 	if cfg.DownloadRateLimit > 0 {
 		tc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.DownloadRateLimit), 256<<10)

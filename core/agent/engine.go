@@ -1,5 +1,11 @@
 package agent
 
+import (
+	"time"
+
+	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
+)
+
 // Engine settings pkgtorrent needs different from anacrolix/torrent's
 // defaults (64 MiB webseed slices, 25 requests per webseed host), set as
 // ClientConfig fields (an engine patch: third_party/torrent/PKGTORRENT.md).
@@ -13,3 +19,16 @@ const (
 	webseedRequestChunkSize = 256 << 10
 	webseedHostRequests     = 2
 )
+
+// Between peers a request asks for a whole piece: the engine's costs are
+// per request and per chunk (planning, messages, bookkeeping), and
+// torrentfile.PieceLength is small enough that a piece is one request.
+// Stock clients that refuse larger requests than 16 KiB (transmission)
+// serve agents nothing, but they fetch from agents as usual (requests of
+// any length up to a piece are served).
+const peerChunkSize = torrentfile.PieceLength
+
+// A request a peer has not had a second to answer is not handed to another
+// peer (stealing): with whole-piece requests queued behind an upload limit
+// a steal that crosses the answer on the wire wastes a piece.
+const stealRequestGrace = time.Second

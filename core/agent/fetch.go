@@ -300,6 +300,7 @@ func (a *Agent) insert(mi *metainfo.MetaInfo, info *metainfo.Info, mirrors []str
 		}
 	}
 	spec.Webseeds = nil // the webseed policy adds them
+	spec.ChunkSize = peerChunkSize
 	for _, m := range mirrors {
 		if !strings.HasSuffix(m, "/") {
 			m += "/"

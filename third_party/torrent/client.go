@@ -37,7 +37,6 @@ import (
 	"github.com/anacrolix/torrent/internal/extracmp"
 	"github.com/anacrolix/torrent/tracker"
 	"github.com/anacrolix/torrent/webtorrent"
-	"github.com/cespare/xxhash"
 	"github.com/dustin/go-humanize"
 	gbtree "github.com/google/btree"
 	"github.com/pion/webrtc/v4"
@@ -1567,13 +1566,9 @@ func (cl *Client) newTorrentOpt(opts AddTorrentOpts) (t *Torrent) {
 	g.MakeMap(&t.webSeeds)
 	t.closedCtx, t.closedCtxCancel = context.WithCancelCause(context.Background())
 	t.getInfoCtx, t.getInfoCtxCancel = context.WithCancelCause(t.closedCtx)
-	var salt [8]byte
-	rand.Read(salt[:])
+	rand.Read(t.smartBanSalt[:])
 	t.smartBanCache.Hash = func(b []byte) uint64 {
-		h := xxhash.New()
-		h.Write(salt[:])
-		h.Write(b)
-		return h.Sum64()
+		return t.smartBanHash(b, 0)
 	}
 	t.smartBanCache.Init()
 	t.networkingEnabled.Set()

@@ -299,6 +299,10 @@ type ClientConfig struct {
 	// other, instead of each fetching what the others are fetching. A peer that stops announcing
 	// pieces loses its slices.
 	WebseedSliceOwnerGrace time.Duration
+	// When not empty, and a torrent's chunk size is above 16 KiB, only peers whose ID starts with
+	// this are sent requests of whole chunks; others are sent each chunk's request in parts of at
+	// most 16 KiB, the most stock clients serve (pkgtorrent patch, split-requests.go).
+	WholeChunkPeerIDPrefix string
 	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
 	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the
 	// chunk size.

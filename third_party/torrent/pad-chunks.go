@@ -11,6 +11,8 @@ package torrent
 import (
 	"strings"
 
+	"github.com/cespare/xxhash"
+
 	pp "github.com/anacrolix/torrent/peer_protocol"
 	typedRoaring "github.com/anacrolix/torrent/typed-roaring"
 )
@@ -121,14 +123,24 @@ func (t *Torrent) isTrimmedWireRequest(r Request) bool {
 	return r == t.wireRequest(ri) && r != t.requestIndexToRequest(ri)
 }
 
-// The chunk's data as it is in storage: a trimmed chunk with its padding zeros, for smart ban
-// hashes that are compared with what is read back from storage.
-func (t *Torrent) chunkWithPadding(r Request, data []byte) []byte {
+// The padding zeros that follow n bytes received for r in storage: those of a trimmed chunk. Smart
+// ban hashes are taken over the chunk as it is read back from storage.
+func (t *Torrent) chunkPadding(r Request, n int) int {
 	full := t.requestIndexToRequest(t.requestIndexFromRequest(r))
-	if int(full.Length) <= len(data) {
-		return data
+	return max(0, int(full.Length)-n)
+}
+
+var smartBanZeros [16 << 10]byte
+
+// The smart ban hash of b followed by zeros zero bytes, without copying b.
+func (t *Torrent) smartBanHash(b []byte, zeros int) uint64 {
+	h := xxhash.New()
+	h.Write(t.smartBanSalt[:])
+	h.Write(b)
+	for zeros > 0 {
+		n := min(zeros, len(smartBanZeros))
+		h.Write(smartBanZeros[:n])
+		zeros -= n
 	}
-	b := make([]byte, full.Length)
-	copy(b, data)
-	return b
+	return h.Sum64()
 }

@@ -56,7 +56,9 @@ type PeerConn struct {
 	// and implementation differences, we may receive chunks that are no longer in the set of
 	// requests actually want. This could use a roaring.BSI if the memory use becomes noticeable.
 	validReceiveChunks map[RequestIndex]int
-	PeerMaxRequests    maxRequests // Maximum pending requests the peer allows.
+	// Chunks requested in parts (pkgtorrent patch, split-requests.go).
+	splitChunks     map[RequestIndex]*splitChunk
+	PeerMaxRequests maxRequests // Maximum pending requests the peer allows.
 
 	// Move to PeerConn?
 	protocolLogger log.Logger
@@ -264,6 +266,7 @@ func (cn *PeerConn) utp() bool {
 
 func (cn *PeerConn) onClose() {
 	cn.deleteAllPeerRequests()
+	cn.dropSplitChunks()
 	if cn.pex.IsEnabled() {
 		cn.pex.Close()
 	}
@@ -378,16 +381,12 @@ func (pc *PeerConn) writeInterested(interested bool) bool {
 // The final piece to actually commit to a request. Typically, this sends or begins handling the
 // request.
 func (me *PeerConn) _request(r Request) bool {
-	return me.write(pp.Message{
-		Type:   pp.Request,
-		Index:  r.Index,
-		Begin:  r.Begin,
-		Length: r.Length,
-	})
+	// In parts to peers that take at most 16 KiB per request (pkgtorrent patch).
+	return me.writeRequestMessages(pp.Request, r)
 }
 
 func (me *PeerConn) handleCancel(r RequestIndex) {
-	me.write(makeCancelMessage(me.t.wireRequest(r)))
+	me.writeRequestMessages(pp.Cancel, me.t.wireRequest(r))
 	if me.remoteRejectsCancels() {
 		// Record that we expect to get a cancel ack.
 		if !me.requestState.Cancelled.CheckedAdd(r) {
@@ -1112,6 +1111,15 @@ func (c *PeerConn) mainReadLoop() (err error) {
 			}
 		case pp.Piece:
 			c.doChunkReadStats(int64(len(msg.Piece)))
+			// A part of a chunk requested in parts (pkgtorrent patch): the chunk once whole.
+			if whole, ok := c.receivePart(&msg); !ok {
+				t.chunkPool.Put(msg.PiecePtr)
+				msg.Piece = nil
+				break
+			} else if whole.PiecePtr != msg.PiecePtr {
+				t.chunkPool.Put(msg.PiecePtr)
+				msg = whole
+			}
 			var w *pendingChunkWrite
 			w, err = c.receiveChunkPrologue(&msg)
 			if w != nil {
@@ -1152,6 +1160,14 @@ func (c *PeerConn) mainReadLoop() (err error) {
 			err = c.peerSentHaveNone()
 		case pp.Reject:
 			req := newRequestFromMessage(&msg)
+			// A part of a chunk requested in parts (pkgtorrent patch): its first reject rejects
+			// the chunk.
+			if ri, first, ok := c.rejectPart(req); ok {
+				if first && !c.remoteRejectedRequest(ri) {
+					c.protocolLogger.Levelf(log.Debug, "received reject for a part of chunk %v, not requested", ri)
+				}
+				break
+			}
 			if !c.remoteRejectedRequest(c.t.requestIndexFromRequest(req)) {
 				err = fmt.Errorf("received invalid reject for request %v", req)
 				c.protocolLogger.Levelf(log.Debug, "%v", err)
@@ -1734,7 +1750,12 @@ func (me *PeerConn) peerPtr() *Peer {
 
 // The actual value to use as the maximum outbound requests.
 func (cn *PeerConn) nominalMaxRequests() maxRequests {
-	return max(1, min(cn.PeerMaxRequests, cn.peakRequests*2, maxLocalToRemoteRequests))
+	peerMax := cn.PeerMaxRequests
+	if cn.splitsRequests() {
+		// Each request is sent as this many (pkgtorrent patch).
+		peerMax /= maxRequests((cn.t.chunkSize + maxSubRequestLength - 1) / maxSubRequestLength)
+	}
+	return max(1, min(peerMax, cn.peakRequests*2, maxLocalToRemoteRequests))
 }
 
 // Set the Peer loggers. This is given Client loggers, and later Torrent loggers when the Torrent is
@@ -1941,6 +1962,7 @@ func (cn *PeerConn) request(r RequestIndex) (more bool, err error) {
 	for _, f := range cn.callbacks.SentRequest {
 		f(PeerRequestEvent{cn.peerPtr(), ppReq})
 	}
+	cn.startSplitChunk(r, ppReq)
 	return cn._request(ppReq), nil
 }
 

@@ -211,6 +211,7 @@ type Torrent struct {
 	sourceMutex sync.Mutex
 
 	smartBanCache smartBanCache
+	smartBanSalt  [8]byte
 
 	// Large allocations reused between request state updates.
 	requestPieceStates peerRequestPieceStates

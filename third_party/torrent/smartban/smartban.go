@@ -30,7 +30,12 @@ func (me *Cache[Peer, BlockKey, Hash]) Init() {
 }
 
 func (me *Cache[Peer, BlockKey, Hash]) RecordBlock(peer Peer, key BlockKey, data []byte) {
-	hash := me.Hash(data)
+	me.RecordBlockHash(peer, key, me.Hash(data))
+}
+
+// RecordBlockHash records a block by its hash, computed by the caller as Hash would (pkgtorrent
+// patch: a block trimmed of its padding is hashed with its zeros without copying it).
+func (me *Cache[Peer, BlockKey, Hash]) RecordBlockHash(peer Peer, key BlockKey, hash Hash) {
 	me.lock.Lock()
 	defer me.lock.Unlock()
 	peers := me.blocks[key]
