@@ -233,25 +233,49 @@ func peakRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
-// cpuSeconds returns the CPU time (user and system) a process has used so
-// far, from /proc/PID/stat.
+// cpuSeconds returns the CPU time (user and system) a process and its
+// running children have used so far, from /proc/PID/stat: agents of
+// earlier versions re-executed themselves, and the bench drives their
+// binaries too (--bin-dir).
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	own, _, err := procCPU(strconv.Itoa(pid))
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, fmt.Errorf("reading CPU time: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '1' || e.Name()[0] > '9' {
+			continue
+		}
+		if c, ppid, err := procCPU(e.Name()); err == nil && ppid == pid {
+			own += c
+		}
+	}
+	return own, nil
+}
+
+// procCPU returns a process's CPU seconds and its parent's PID.
+func procCPU(pid string) (float64, int, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading CPU time: %w", err)
 	}
 	// The command name (field 2) may hold spaces: count from its ')'.
 	i := bytes.LastIndexByte(b, ')')
 	f := strings.Fields(string(b[i+1:]))
 	if i < 0 || len(f) < 13 {
-		return 0, fmt.Errorf("cannot parse /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("cannot parse /proc/%s/stat", pid)
 	}
+	ppid, err0 := strconv.Atoi(f[1])
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("cannot parse /proc/%d/stat", pid)
+	if err0 != nil || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("cannot parse /proc/%s/stat", pid)
 	}
-	return float64(utime+stime) / clockTicks, nil
+	return float64(utime+stime) / clockTicks, ppid, nil
 }
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat times
