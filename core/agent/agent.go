@@ -171,6 +171,8 @@ func start(cfg Config) (*Agent, error) {
 	tc.StealRequestGrace = stealRequestGrace
 	// Whole-piece requests go to agents; stock clients get 16 KiB ones.
 	tc.WholeChunkPeerIDPrefix = tracker.AgentIDPrefix
+	// A peer's new piece is requested without replanning every piece.
+	tc.RequestOnHave = true
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true

@@ -303,6 +303,9 @@ type ClientConfig struct {
 	// this are sent requests of whole chunks; others are sent each chunk's request in parts of at
 	// most 16 KiB, the most stock clients serve (pkgtorrent patch, split-requests.go).
 	WholeChunkPeerIDPrefix string
+	// A HAVE of a wanted piece that the connection can take now requests it directly instead of
+	// replanning the connection's requests over every piece (pkgtorrent patch, have-requests.go).
+	RequestOnHave bool
 	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
 	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the
 	// chunk size.

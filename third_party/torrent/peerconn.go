@@ -509,7 +509,8 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 	}
 	cn._peerPieces.Add(piece)
 	cn.lastPieceNews = time.Now()
-	if cn.t.wantPieceIndex(piece) {
+	// Requested directly when the connection can take it (pkgtorrent patch, have-requests.go).
+	if cn.t.wantPieceIndex(piece) && !cn.requestPieceOnHave(piece) {
 		cn.onNeedUpdateRequests("have")
 	}
 	cn.peerPiecesChanged()
