@@ -173,9 +173,26 @@ func TestBatchArguments(t *testing.T) {
 	}
 	rp.add(t, 6, up)
 	before := r.host.Status()
+	// pacman through a wrapper that logs its arguments: the listing
+	// refreshes the databases, the transaction uses them as listed.
+	calls := filepath.Join(t.TempDir(), "calls")
+	wrapper := filepath.Join(t.TempDir(), "pacman")
+	write(t, wrapper, []byte("#!/bin/bash\nprintf '%s\\n' \"$*\" >> "+calls+"\nexec pacman \"$@\"\n"))
+	if err := os.Chmod(wrapper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.env = append(r.env, "PACMAN="+wrapper)
 	res = r.batch("-Syu", "--noconfirm")
+	r.env = r.env[:len(r.env)-1]
 	if res.code != 0 || strings.Contains(res.stderr, "pkgtorrent-pacman:") {
 		t.Fatalf("-Syu: exit %d\n%s", res.code, res.stderr)
+	}
+	if b, err := os.ReadFile(calls); err != nil {
+		t.Error(err)
+	} else if l := strings.Split(strings.TrimSpace(string(b)), "\n"); len(l) != 2 ||
+		!strings.Contains(" "+l[0]+" ", " -Syu ") || !strings.Contains(l[0], "--print") ||
+		!strings.Contains(" "+l[1]+" ", " -Su ") || strings.Contains(l[1], "--print") {
+		t.Errorf("pacman calls: %q, want the listing with -Syu --print, then the transaction with -Su", l)
 	}
 	after := r.host.Status()
 	if got, want := after["from_webseed"]+after["from_peers"]-before["from_webseed"]-before["from_peers"], float64(sizeOf(up, rp.dir, t)); got < want {
