@@ -20,11 +20,12 @@ const (
 	webseedHostRequests     = 2
 )
 
-// Between peers a request asks for a whole piece: the engine's costs are
+// Between agents a request asks for a whole piece: the engine's costs are
 // per request and per chunk (planning, messages, bookkeeping), and
 // torrentfile.PieceLength is small enough that a piece is one request.
-// Stock clients that refuse larger requests than 16 KiB (transmission)
-// serve agents nothing, but they fetch from agents as usual (requests of
+// Stock clients, which serve at most 16 KiB per request (transmission
+// ignores larger ones), are asked in 16 KiB parts (the engine's
+// WholeChunkPeerIDPrefix); they fetch from agents as usual (requests of
 // any length up to a piece are served).
 const peerChunkSize = torrentfile.PieceLength
 
