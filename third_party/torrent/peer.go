@@ -399,7 +399,7 @@ func (c *Peer) receiveChunkPrologue(msg *pp.Message) (_ *pendingChunkWrite, err 
 	data := msg.Piece
 	recordBlockForSmartBan := sync.OnceFunc(func() {
 		// As it will be read back from storage (pkgtorrent patch: chunks trimmed of padding).
-		c.recordPaddedBlockForSmartBan(req, data, t.chunkPadding(ppReq, len(data)))
+		c.recordBlockForSmartBan(req, data, t.chunkPadding(ppReq, len(data)))
 	})
 
 	if c.peerChoking {
@@ -575,14 +575,9 @@ func (p *Peer) decPeakRequests() {
 	p.peakRequests--
 }
 
-func (p *Peer) recordBlockForSmartBan(req RequestIndex, blockData []byte) {
-	if p.bannableAddr.Ok {
-		p.t.smartBanCache.RecordBlock(p.bannableAddr.Value, req, blockData)
-	}
-}
-
-// As recordBlockForSmartBan, for a block followed by zeros padding bytes (pkgtorrent patch).
-func (p *Peer) recordPaddedBlockForSmartBan(req RequestIndex, blockData []byte, zeros int) {
+// Records the hash of a block followed by zeros padding bytes, without copying them together
+// (pkgtorrent patch: zeros is 0 for a block not trimmed at a pad file).
+func (p *Peer) recordBlockForSmartBan(req RequestIndex, blockData []byte, zeros int) {
 	if p.bannableAddr.Ok {
 		p.t.smartBanCache.RecordBlockHash(p.bannableAddr.Value, req, p.t.smartBanHash(blockData, zeros))
 	}
