@@ -99,6 +99,8 @@ type entry struct {
 	id     identity
 	hashes torrentfile.Hashes
 	cost   int64
+	// inRoot is set for a file reached through a root (HashesIn).
+	inRoot bool
 }
 
 // flightKey identifies one version of one file: concurrent callers for it
@@ -130,9 +132,10 @@ func (c *Cache) Bytes() int64 {
 	return c.bytes
 }
 
-// lookup returns the cached hashes of key if its entry has identity id,
-// marking the entry as recently used.
-func (c *Cache) lookup(key string, id identity) (torrentfile.Hashes, bool) {
+// lookup returns the cached hashes of key if its entry has identity id
+// (and, with inRoot, was reached through a root), marking the entry as
+// recently used.
+func (c *Cache) lookup(key string, id identity, inRoot bool) (torrentfile.Hashes, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[key]
@@ -140,7 +143,7 @@ func (c *Cache) lookup(key string, id identity) (torrentfile.Hashes, bool) {
 		return torrentfile.Hashes{}, false
 	}
 	e := el.Value.(*entry)
-	if e.id != id {
+	if e.id != id || inRoot && !e.inRoot {
 		return torrentfile.Hashes{}, false
 	}
 	c.lru.MoveToFront(el)
@@ -150,8 +153,8 @@ func (c *Cache) lookup(key string, id identity) (torrentfile.Hashes, bool) {
 // store caches h as the hashes of key at identity id, replacing any older
 // entry for key, and evicts the least recently used entries beyond
 // MaxBytes. An entry larger than MaxBytes on its own is not kept.
-func (c *Cache) store(key string, id identity, h torrentfile.Hashes) {
-	e := &entry{key: key, id: id, hashes: h, cost: int64(len(key)+len(h.Pieces)) + entryOverhead}
+func (c *Cache) store(key string, id identity, h torrentfile.Hashes, inRoot bool) {
+	e := &entry{key: key, id: id, hashes: h, cost: int64(len(key)+len(h.Pieces)) + entryOverhead, inRoot: inRoot}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
@@ -188,7 +191,7 @@ func (c *Cache) Hashes(ctx context.Context, absPath string) (torrentfile.Hashes,
 	if !filepath.IsAbs(absPath) {
 		return torrentfile.Hashes{}, nil, fmt.Errorf("hashing %q: path is not absolute", absPath)
 	}
-	return c.hashes(ctx, absPath,
+	return c.hashes(ctx, absPath, false,
 		func() (os.FileInfo, error) { return os.Stat(absPath) },
 		func() (*os.File, error) { return os.Open(absPath) })
 }
@@ -202,14 +205,25 @@ func (c *Cache) Hashes(ctx context.Context, absPath string) (torrentfile.Hashes,
 // stops, and nothing is cached for that file.
 func (c *Cache) HashesIn(ctx context.Context, root *os.Root, name string) (torrentfile.Hashes, os.FileInfo, error) {
 	key := filepath.Join(root.Name(), filepath.FromSlash(name))
-	return c.hashes(ctx, key,
+	// A cached file is answered from one stat of its path: resolving the
+	// name through root takes system calls per directory level, most of a
+	// cached build's time. This is safe without root: the hit needs an
+	// entry stored for a file reached through root, and the same device,
+	// inode, size and modification time, i.e. that very file.
+	if fi, err := os.Stat(key); err == nil && fi.Mode().IsRegular() {
+		if h, ok := c.lookup(key, identityOf(fi), true); ok {
+			c.Hits.Add(1)
+			return h, fi, nil
+		}
+	}
+	return c.hashes(ctx, key, true,
 		func() (os.FileInfo, error) { return root.Stat(name) },
 		func() (*os.File, error) { return root.Open(name) })
 }
 
-func (c *Cache) hashes(ctx context.Context, key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (torrentfile.Hashes, os.FileInfo, error) {
+func (c *Cache) hashes(ctx context.Context, key string, inRoot bool, stat func() (os.FileInfo, error), open func() (*os.File, error)) (torrentfile.Hashes, os.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
-		h, fi, err := c.try(ctx, key, stat, open)
+		h, fi, err := c.try(ctx, key, inRoot, stat, open)
 		if errors.Is(err, ErrChanged) && attempt < maxAttempts && ctx.Err() == nil {
 			continue
 		}
@@ -222,7 +236,7 @@ type result struct {
 	info   os.FileInfo
 }
 
-func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, error), open func() (*os.File, error)) (torrentfile.Hashes, os.FileInfo, error) {
+func (c *Cache) try(ctx context.Context, key string, inRoot bool, stat func() (os.FileInfo, error), open func() (*os.File, error)) (torrentfile.Hashes, os.FileInfo, error) {
 	// The file's identity alone answers a cached entry, without opening
 	// the file; and a file that is not regular is never opened (a FIFO
 	// could block).
@@ -234,7 +248,7 @@ func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, e
 		return torrentfile.Hashes{}, nil, fmt.Errorf("hashing %s: not a regular file", key)
 	}
 	id := identityOf(sfi)
-	if h, ok := c.lookup(key, id); ok {
+	if h, ok := c.lookup(key, id, false); ok {
 		c.Hits.Add(1)
 		return h, sfi, nil
 	}
@@ -242,7 +256,7 @@ func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, e
 	// which opens the file itself: it may outlive the caller that started
 	// it, as long as another one waits.
 	r, err := c.group.Do(ctx, flightKey{key, id}, func(ctx context.Context) (result, error) {
-		if h, ok := c.lookup(key, id); ok {
+		if h, ok := c.lookup(key, id, false); ok {
 			c.Hits.Add(1)
 			return result{h, sfi}, nil
 		}
@@ -266,7 +280,7 @@ func (c *Cache) try(ctx context.Context, key string, stat func() (os.FileInfo, e
 		if err != nil {
 			return result{}, err
 		}
-		c.store(key, id, h)
+		c.store(key, id, h, inRoot)
 		return result{h, fi}, nil
 	})
 	if err != nil {

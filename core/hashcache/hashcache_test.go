@@ -170,6 +170,14 @@ func TestHashesInStaysInsideRoot(t *testing.T) {
 	if _, _, err := c.HashesIn(t.Context(), root, "link"); err == nil {
 		t.Error("link leaving the root was hashed")
 	}
+	// Hashes follows the link and caches the file under the same key;
+	// HashesIn still answers nothing for it.
+	if _, _, err := c.Hashes(t.Context(), filepath.Join(dir, "link")); err != nil {
+		t.Fatalf("Hashes of the link: %v", err)
+	}
+	if _, _, err := c.HashesIn(t.Context(), root, "link"); err == nil {
+		t.Error("link leaving the root was answered from the cache")
+	}
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}

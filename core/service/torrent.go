@@ -304,7 +304,7 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	if len(announce) == 0 {
 		announce = []string{api.AnnounceURL(public)}
 	}
-	t, err := torrentfile.Build(torrentfile.Name(digest), mf, torrentfile.Options{
+	t, ih, err := torrentfile.Build(torrentfile.Name(digest), mf, torrentfile.Options{
 		Announce: announce,
 		WebSeeds: []string{api.WebseedURL(public)},
 		Mirrors:  s.cfg.Mirrors,
@@ -312,11 +312,7 @@ func (s *Service) build(ctx context.Context, digest string, files []string) (*bu
 	if err != nil {
 		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
 	}
-	mi, _, _, err := torrentfile.Parse(t)
-	if err != nil {
-		return nil, fmt.Errorf("building torrent %s: %w", digest, err)
-	}
-	return &built{torrent: t, ih: mi.HashInfoBytes(), files: files, infos: infos}, nil
+	return &built{torrent: t, ih: ih, files: files, infos: infos}, nil
 }
 
 func (s *Service) serveTorrent(w http.ResponseWriter, r *http.Request, digest string) error {

@@ -131,16 +131,17 @@ func Info(name string, files []File) (*metainfo.Info, error) {
 	return info, nil
 }
 
-// Build returns the bencoded .torrent for files. The same files and options
-// give the same bytes: there is no creation date, and bencoding sorts keys.
-func Build(name string, files []File, opts Options) ([]byte, error) {
+// Build returns the bencoded .torrent for files and its info hash. The same
+// files and options give the same bytes: there is no creation date, and
+// bencoding sorts keys.
+func Build(name string, files []File, opts Options) ([]byte, metainfo.Hash, error) {
 	info, err := Info(name, files)
 	if err != nil {
-		return nil, err
+		return nil, metainfo.Hash{}, err
 	}
 	infoBytes, err := bencode.Marshal(info)
 	if err != nil {
-		return nil, fmt.Errorf("encoding info: %w", err)
+		return nil, metainfo.Hash{}, fmt.Errorf("encoding info: %w", err)
 	}
 	tf := torrentFile{Info: infoBytes, URLList: opts.WebSeeds, Mirrors: opts.Mirrors}
 	if len(opts.Announce) > 0 {
@@ -151,7 +152,11 @@ func Build(name string, files []File, opts Options) ([]byte, error) {
 			}
 		}
 	}
-	return bencode.Marshal(tf)
+	t, err := bencode.Marshal(tf)
+	if err != nil {
+		return nil, metainfo.Hash{}, fmt.Errorf("encoding torrent: %w", err)
+	}
+	return t, metainfo.HashBytes(infoBytes), nil
 }
 
 // Parse decodes a batch .torrent and returns the anacrolix metainfo, its

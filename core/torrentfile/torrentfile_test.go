@@ -299,11 +299,14 @@ func TestBuild(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tfs, fs := makeFiles(t, c.sizes, uint64(100*i))
 			name := Name(strings.Repeat("ab", 32))
-			tb, err := Build(name, fs, c.opts)
+			tb, ih, err := Build(name, fs, c.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tb2, err := Build(name, slices.Clone(fs), c.opts)
+			if mi, _, _, err := Parse(tb); err != nil || mi.HashInfoBytes() != ih {
+				t.Errorf("Build's info hash %s is not the torrent's (%v)", ih, err)
+			}
+			tb2, _, err := Build(name, slices.Clone(fs), c.opts)
 			if err != nil || !bytes.Equal(tb, tb2) {
 				t.Errorf("Build is not deterministic (%v)", err)
 			}
@@ -314,12 +317,12 @@ func TestBuild(t *testing.T) {
 
 func TestBuildInfoHashDependsOnContent(t *testing.T) {
 	_, fs := makeFiles(t, []int64{100, 200}, 1)
-	a, err := Build("n", fs, Options{})
+	a, _, err := Build("n", fs, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, fs2 := makeFiles(t, []int64{100, 200}, 2)
-	b, err := Build("n", fs2, Options{})
+	b, _, err := Build("n", fs2, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +332,7 @@ func TestBuildInfoHashDependsOnContent(t *testing.T) {
 		t.Error("different contents give the same info hash")
 	}
 	// Options are outside the info: same info hash.
-	c, _ := Build("n", fs, testOpts)
+	c, _, _ := Build("n", fs, testOpts)
 	mc, _ := metainfo.Load(bytes.NewReader(c))
 	if ma.HashInfoBytes() != mc.HashInfoBytes() {
 		t.Error("options changed the info hash")
@@ -379,7 +382,7 @@ func FuzzBuild(f *testing.F) {
 		// Sizes up to 4 pieces, 1 to 3 files.
 		sizes := []int64{int64(a) * 4, int64(b) * 4, int64(c) * 4}[:int(n)%3+1]
 		tfs, fs := makeFiles(t, sizes, uint64(a)^uint64(b)<<16)
-		tb, err := Build("fuzz", fs, testOpts)
+		tb, _, err := Build("fuzz", fs, testOpts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,7 +399,7 @@ func FuzzBuild(f *testing.F) {
 // pkgtorrent's piece length.
 func FuzzParse(f *testing.F) {
 	_, fs := makeFiles(f, []int64{1, PieceLength + 1}, 9)
-	tb, err := Build("seed", fs, testOpts)
+	tb, _, err := Build("seed", fs, testOpts)
 	if err != nil {
 		f.Fatal(err)
 	}
