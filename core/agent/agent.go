@@ -55,6 +55,11 @@ type Agent struct {
 	web   *http.Client
 	ln    net.Listener
 	start time.Time
+	// announces orders this agent's own announces: "completed" ones hold
+	// it for reading, leaveSwarms for writing and sets left, so that no
+	// "completed" reaches a tracker after the "stopped" (see leaveSwarms).
+	announces sync.RWMutex
+	left      bool
 	// imported counts the bytes taken in from direct fetches (see direct);
 	// importing, the files received from their clients not yet taken in.
 	imported  atomic.Int64
@@ -311,8 +316,11 @@ func (a *Agent) shutdown(why string) {
 			a.mln.Close()
 		}
 		os.Remove(control.SocketPath(a.cfg.StateDir))
-		a.leaveSwarms()
+		// The engine stops first: an announce of its own ("completed" on
+		// finishing a batch) must not reach a tracker after the "stopped".
+		id, port := a.cl.PeerID(), a.cl.LocalPort()
 		a.cl.Close()
+		a.leaveSwarms(id, port)
 		a.mu.Lock()
 		for _, e := range a.entries {
 			e.layout.Close()

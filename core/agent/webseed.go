@@ -17,6 +17,11 @@ import (
 // then a tracker would report the torrent with no seeder, and newcomers
 // would pull it from the mirror.
 func (a *Agent) announceCompleted(e *entry) {
+	a.announces.RLock()
+	defer a.announces.RUnlock()
+	if a.left {
+		return
+	}
 	id, port := a.cl.PeerID(), a.cl.LocalPort()
 	for _, tr := range e.trackers {
 		if err := tracker.AnnounceEvent(a.web, tr, e.t.InfoHash(), id, port, "completed"); err != nil {
@@ -118,14 +123,18 @@ func (r *webseedRule) observe(now time.Time, peerBytes int64, peersHaveWanted bo
 // (figures: third_party/torrent/PKGTORRENT.md).
 const leaveGrace = 3
 
-// leaveSwarms tells the trackers of every torrent that this agent stops
-// (event=stopped), all at once and within the web client's timeout. The
-// engine does not when it closes, and a tracker that still counts an
-// exited agent as a seeder makes every newcomer wait PeerGrace for it.
-func (a *Agent) leaveSwarms() {
+// leaveSwarms tells the trackers of every torrent that this agent (peer id
+// and port) stops (event=stopped), all at once and within the web client's
+// timeout. The engine does not when it closes, and a tracker that still
+// counts an exited agent as a seeder makes every newcomer wait PeerGrace
+// for it. It waits for "completed" announces in flight and no later one
+// is sent: one that crossed the "stopped" would list the agent again.
+func (a *Agent) leaveSwarms(id [20]byte, port int) {
+	a.announces.Lock()
+	defer a.announces.Unlock()
+	a.left = true
 	a.mu.Lock()
 	var wg sync.WaitGroup
-	id, port := a.cl.PeerID(), a.cl.LocalPort()
 	for ih, e := range a.entries {
 		for _, tr := range e.trackers {
 			wg.Add(1)

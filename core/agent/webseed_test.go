@@ -1,8 +1,15 @@
 package agent
 
 import (
+	"log/slog"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
+	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 )
 
 // The webseed policy's decisions, step by step, without an engine.
@@ -59,5 +66,43 @@ func TestWebseedRule(t *testing.T) {
 	}
 	if !r.join || !r.leave {
 		t.Errorf("peers with nothing wanted: join %v, leave %v", r.join, r.leave)
+	}
+}
+
+// Once the agent has left its swarms, a "completed" announce (a batch
+// finishing while the agent stops) sends nothing: the tracker would list
+// the stopped agent as a seeder again, and newcomers wait PeerGrace for it.
+func TestNoCompletedAfterStopped(t *testing.T) {
+	tr := tracker.New(0)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/announce", tr.ServeAnnounce)
+	mux.HandleFunc("/scrape", tr.ServeScrape)
+	srv := testkit.LocalServer(t, mux)
+	announce := srv.URL + "/announce"
+
+	cl, tt := addTorrent(t, engineConfig(t), seedTorrent(t, t.TempDir(), 1000))
+	a := &Agent{cl: cl, web: srv.Client(), log: slog.New(slog.DiscardHandler), entries: map[metainfo.Hash]*entry{}}
+	e := &entry{t: tt, trackers: []string{announce}}
+	a.entries[tt.InfoHash()] = e
+	seeders := func() int {
+		t.Helper()
+		c, err := tracker.ScrapeCounts(srv.Client(), announce, tt.InfoHash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Complete
+	}
+
+	a.announceCompleted(e)
+	if n := seeders(); n != 1 {
+		t.Fatalf("after the completed announce the tracker knows %d seeders, want 1", n)
+	}
+	a.leaveSwarms(cl.PeerID(), cl.LocalPort())
+	if n := seeders(); n != 0 {
+		t.Fatalf("after leaving the tracker knows %d seeders, want 0", n)
+	}
+	a.announceCompleted(e)
+	if n := seeders(); n != 0 {
+		t.Errorf("a completed announce after leaving listed the agent again (%d seeders)", n)
 	}
 }
