@@ -27,6 +27,7 @@ import (
 
 	"github.com/pkgtorrent/pkgtorrent/core/api"
 	"github.com/pkgtorrent/pkgtorrent/core/mirror"
+	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit"
 	"github.com/pkgtorrent/pkgtorrent/internal/testkit/e2e"
 )
@@ -719,4 +720,47 @@ func TestFault10Destination(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A seeder the tracker still lists has gone without telling it (killed, or
+// its machine lost power): the agent finds every listed peer unreachable
+// and the webseeds join at once, not after the peer grace (before, with a
+// peer grace longer than the client's stall timeout, the fetch failed).
+func TestGoneSeeder(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root, 23, map[string]int{"os/a-1.rpm": 300_000, "os/b-1.rpm": 200_000})
+	b := []string{"os/a-1.rpm", "os/b-1.rpm"}
+	svc := startService(t, root)
+	tb, err := api.Torrent(t.Context(), http.DefaultClient, svc.url, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := ametainfo.Load(bytes.NewReader(tb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on any more.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	var id [20]byte
+	copy(id[:], "-PK0001-gonegonegone")
+	if err := tracker.AnnounceEvent(http.DefaultClient, api.AnnounceURL(svc.url), mi.HashInfoBytes(), id, port, "completed"); err != nil {
+		t.Fatal(err)
+	}
+	h := e2e.NewHost(t)
+	dir := t.TempDir()
+	const grace = 30 * time.Second
+	r := h.Get(batchList(t, svc, root, dir, b), "--service", svc.url, "--http-fallback=false", "--peer-grace", grace.String(), "--batch", "-")
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	sameFiles(t, root, dir, b)
+	log, _ := os.ReadFile(filepath.Join(h.State, "agent.log"))
+	if !bytes.Contains(log, []byte("the swarm's peers are unreachable")) {
+		t.Errorf("the webseeds did not join for unreachable peers (peer grace %v); agent log:\n%s", grace, log)
+	}
 }

@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"context"
 	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,11 +57,22 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	if rule.join {
 		a.addWebseeds(e, "no peers in the swarm")
 	}
+	unreachable := make(chan struct{})
+	if !rule.join {
+		go func() {
+			if a.swarmUnreachable(e, a.cfg.PeerGrace) {
+				close(unreachable)
+			}
+		}()
+	}
 	leave := rule.leave
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
+		case <-unreachable:
+			a.addWebseeds(e, "the swarm's peers are unreachable")
+			unreachable = nil
 		case <-a.stopped:
 			return
 		case <-e.t.Closed():
@@ -82,6 +97,45 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			}
 		}
 	}
+}
+
+// swarmUnreachable reports whether none of the peers the first of e's
+// trackers that answers lists (but this agent) accepts a connection within
+// timeout, or it lists none. A tracker lists seeders that have gone
+// without a "stopped" announce (killed, or their machine lost power) until
+// they expire; without this check every newcomer would wait PeerGrace for
+// them (and fail its fetch if PeerGrace is longer than the client's stall
+// timeout). A refused connection answers at once.
+func (a *Agent) swarmUnreachable(e *entry, timeout time.Duration) bool {
+	id, port := a.cl.PeerID(), a.cl.LocalPort()
+	for _, tr := range e.trackers {
+		peers, err := tracker.Announce(a.web, tr, e.t.InfoHash(), id, port, "started", e.t.BytesMissing())
+		if err != nil {
+			a.log.Debug("announce failed", "tracker", tr, "err", err)
+			continue
+		}
+		peers = slices.DeleteFunc(peers, func(p netip.AddrPort) bool { return a.isSelf(p, port) })
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		reached := make(chan bool, len(peers))
+		for _, p := range peers {
+			go func() {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, "tcp", p.String())
+				if err == nil {
+					c.Close()
+				}
+				reached <- err == nil
+			}()
+		}
+		for range peers {
+			if <-reached {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // webseedRule holds the webseed policy's decisions for one torrent, apart
