@@ -178,6 +178,7 @@ func start(cfg Config) (*Agent, error) {
 	tc.WholeChunkPeerIDPrefix = tracker.AgentIDPrefix
 	// A peer's new piece is requested without replanning every piece.
 	tc.RequestOnHave = true
+	tc.HaveLinger = haveLinger
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true

@@ -33,3 +33,10 @@ const peerChunkSize = torrentfile.PieceLength
 // peer (stealing): with whole-piece requests queued behind an upload limit
 // a steal that crosses the answer on the wire wastes a piece.
 const stealRequestGrace = time.Second
+
+// HAVEs wait this long for others before they are written to an idle
+// connection: in a burst every host tells each of its peers of every piece,
+// and written one by one they cost each side a system call and wakeups.
+// Peers learn of a piece that much later; the piece's requests wait a
+// steal grace anyway.
+const haveLinger = 200 * time.Millisecond

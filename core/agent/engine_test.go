@@ -471,3 +471,68 @@ func (s slowWriter) Write(b []byte) (int, error) {
 	}
 	return written, nil
 }
+
+// With HaveLinger, the HAVEs to a peer that is sent nothing else wait that
+// long for others before they are written, and none is left behind: the
+// peer hears of every piece.
+func TestHaveLinger(t *testing.T) {
+	const linger = 300 * time.Millisecond
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, 40*torrentfile.PieceLength)
+	scfg := engineConfig(t)
+	scfg.DataDir = seedDir
+	seeder, st := addTorrent(t, scfg, mi)
+	if err := st.VerifyDataContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seeder to have the blob", st.Complete().Bool)
+
+	lcfg := engineConfig(t)
+	lcfg.HaveLinger = linger
+	lcfg.DisablePEX = true // its messages to the observer would carry the HAVEs along
+	leecher, lt := addTorrent(t, lcfg, mi)
+
+	// The observer has nothing: the leecher's first messages to it are HAVEs.
+	ocfg := engineConfig(t)
+	var mu sync.Mutex
+	var firstHave time.Time
+	heard := map[pp.Integer]bool{}
+	ocfg.Callbacks.ReadMessage = func(_ *torrent.PeerConn, m *pp.Message) {
+		if m.Type == pp.Have {
+			mu.Lock()
+			if firstHave.IsZero() {
+				firstHave = time.Now()
+			}
+			heard[m.Index] = true
+			mu.Unlock()
+		}
+	}
+	_, ot := addTorrent(t, ocfg, mi)
+	ot.DownloadAll()
+	lt.DownloadAll()
+	ot.AddClientPeer(leecher)
+	waitFor(t, "the observer's connection", func() bool { return len(lt.PeerConns()) > 0 })
+
+	sub := lt.SubscribePieceStateChanges()
+	defer sub.Close()
+	lt.AddClientPeer(seeder)
+	var first time.Time
+	for first.IsZero() {
+		if ev := <-sub.Values; ev.Complete {
+			first = time.Now()
+		}
+	}
+	waitFor(t, "the download", lt.Complete().Bool)
+	waitFor(t, "a HAVE of every piece", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heard) == lt.NumPieces()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// The first HAVE left a linger after the piece was complete (the
+	// subscriber may hear of it a little late: half the linger at least).
+	if d := firstHave.Sub(first); d < linger/2 {
+		t.Errorf("the first HAVE arrived %v after its piece was complete, want about the linger (%v)", d, linger)
+	}
+}

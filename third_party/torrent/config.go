@@ -306,6 +306,11 @@ type ClientConfig struct {
 	// A HAVE of a wanted piece that the connection can take now requests it directly instead of
 	// replanning the connection's requests over every piece (pkgtorrent patch, have-requests.go).
 	RequestOnHave bool
+	// When not 0, a HAVE is not written at once when nothing but HAVEs is waiting to be written
+	// to the peer: up to this long, more join it in one write (pkgtorrent patch,
+	// peer-conn-msg-writer.go). Each of N peers hears of every piece; written one by one, the
+	// HAVEs of an idle connection cost a write, a read and two wakeups each.
+	HaveLinger time.Duration
 	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
 	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the
 	// chunk size.

@@ -32,6 +32,7 @@ func (pc *PeerConn) initMessageWriter() {
 			return pc.useful()
 		},
 		writeBuffer: new(peerConnMsgWriterBuffer),
+		haveLinger:  pc.t.cl.config.HaveLinger,
 	}
 }
 
@@ -51,7 +52,16 @@ type peerConnMsgWriterBuffer struct {
 	// The number of bytes in the buffer that are part of a piece message. When
 	// the whole buffer is written, we can count this many bytes.
 	pieceDataBytes int
+	// With a HAVE linger (pkgtorrent patch): when the first message that may wait went into the
+	// empty buffer, and whether a message that may not wait followed.
+	lazySince time.Time
+	urgent    bool
 	bytes.Buffer
+}
+
+func (b *peerConnMsgWriterBuffer) resetLinger() {
+	b.lazySince = time.Time{}
+	b.urgent = false
 }
 
 type peerConnMsgWriter struct {
@@ -67,6 +77,9 @@ type peerConnMsgWriter struct {
 	// Pointer so we can swap with the "front buffer".
 	writeBuffer *peerConnMsgWriterBuffer
 
+	// See ClientConfig.HaveLinger (pkgtorrent patch).
+	haveLinger time.Duration
+
 	totalWriteDuration    time.Duration
 	totalBytesWritten     int64
 	totalDataBytesWritten int64
@@ -79,6 +92,7 @@ type peerConnMsgWriter struct {
 func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 	lastWrite := time.Now()
 	keepAliveTimer := time.NewTimer(keepAliveTimeout)
+	var lingerTimer *time.Timer
 	frontBuf := new(peerConnMsgWriterBuffer)
 	for {
 		if cn.closed.IsSet() {
@@ -94,6 +108,21 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 		if cn.writeBuffer.Len() == 0 && time.Since(lastWrite) >= keepAliveTimeout && keepAlive {
 			cn.writeBuffer.Write(pp.Message{Keepalive: true}.MustMarshalBinary())
 			torrent.Add("written keepalives", 1)
+		}
+		if wait := cn.lingerLeft(); wait > 0 {
+			// Only HAVEs are buffered: let more join them in one write (pkgtorrent patch).
+			cn.mu.Unlock()
+			if lingerTimer == nil {
+				lingerTimer = time.NewTimer(wait)
+			} else {
+				lingerTimer.Reset(wait)
+			}
+			select {
+			case <-cn.closed.Done():
+			case <-writeCond:
+			case <-lingerTimer.C:
+			}
+			continue
 		}
 		if cn.writeBuffer.Len() == 0 {
 			cn.mu.Unlock()
@@ -113,6 +142,7 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 		}
 		// Flip the buffers.
 		frontBuf, cn.writeBuffer = cn.writeBuffer, frontBuf
+		cn.writeBuffer.resetLinger()
 		cn.mu.Unlock()
 		if frontBuf.Len() == 0 {
 			panic("expected non-empty front buffer")
@@ -160,16 +190,47 @@ func (cn *peerConnMsgWriter) writeToBuffer(msg pp.Message) (err error) {
 	err = msg.WriteTo(cn.writeBuffer)
 	if err == nil {
 		cn.writeBuffer.pieceDataBytes += len(msg.Piece)
+		if cn.haveLinger > 0 {
+			if lazy(msg) {
+				if originalLen == 0 {
+					cn.writeBuffer.lazySince = time.Now()
+				}
+			} else {
+				cn.writeBuffer.urgent = true
+			}
+		}
 	}
 	return
 }
 
-func (cn *peerConnMsgWriter) write(msg pp.Message) bool {
+// lazy reports whether msg may wait in the buffer for ClientConfig.HaveLinger (pkgtorrent patch).
+func lazy(msg pp.Message) bool {
+	return msg.Type == pp.Have && !msg.Keepalive
+}
+
+// lingerLeft returns how much longer the buffer, holding only messages that may wait, waits for
+// more before it is written; 0 when it is written now. Called with mu held (pkgtorrent patch).
+func (cn *peerConnMsgWriter) lingerLeft() time.Duration {
+	b := cn.writeBuffer
+	if cn.haveLinger <= 0 || b.Len() == 0 || b.urgent || b.Len() >= writeBufferHighWaterLen {
+		return 0
+	}
+	return cn.haveLinger - time.Since(b.lazySince)
+}
+
+// write buffers msg and wakes the writer, and reports whether the buffer has room for more. A
+// message that may wait (see lazy) wakes it only when it is the first in the buffer, which starts
+// the linger (pkgtorrent patch).
+func (cn *peerConnMsgWriter) write(msg pp.Message) (notFull, woke bool) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	wasEmpty := cn.writeBuffer.Len() == 0
 	cn.writeToBuffer(msg)
-	cn.writeCond.Broadcast()
-	return !cn.writeBufferFull()
+	if cn.haveLinger <= 0 || !lazy(msg) || wasEmpty {
+		cn.writeCond.Broadcast()
+		woke = true
+	}
+	return !cn.writeBufferFull(), woke
 }
 
 func (cn *peerConnMsgWriter) writeBufferFull() bool {
