@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,23 +35,24 @@ import (
 // other peer. A tracker answers announces one at a time: of hosts that
 // start the same batch at once, only the first is alone.
 func (a *Agent) alone(trackers [][]string, ih metainfo.Hash, left int64) bool {
+	peers, ok := a.otherPeers(slices.Concat(trackers...), ih, left)
+	return ok && len(peers) == 0
+}
+
+// otherPeers announces this host ("started", left bytes to download) for
+// the torrent ih to the first of trackers that answers and returns the
+// peers it lists but this host; ok is false when none answers.
+func (a *Agent) otherPeers(trackers []string, ih metainfo.Hash, left int64) (peers []netip.AddrPort, ok bool) {
 	id, port := a.cl.PeerID(), a.cl.LocalPort()
-	for _, tier := range trackers {
-		for _, tr := range tier {
-			peers, err := tracker.Announce(a.web, tr, ih, id, port, "started", left)
-			if err != nil {
-				a.log.Debug("announce failed", "tracker", tr, "err", err)
-				continue
-			}
-			for _, p := range peers {
-				if !a.isSelf(p, port) {
-					return false
-				}
-			}
-			return true
+	for _, tr := range trackers {
+		peers, err := tracker.Announce(a.web, tr, ih, id, port, "started", left)
+		if err != nil {
+			a.log.Debug("announce failed", "tracker", tr, "err", err)
+			continue
 		}
+		return slices.DeleteFunc(peers, func(p netip.AddrPort) bool { return a.isSelf(p, port) }), true
 	}
-	return false
+	return nil, false
 }
 
 // A claim holds the files of a direct fetch from the agent's decision to

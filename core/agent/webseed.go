@@ -4,8 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
-	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -107,35 +105,29 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 // them (and fail its fetch if PeerGrace is longer than the client's stall
 // timeout). A refused connection answers at once.
 func (a *Agent) swarmUnreachable(e *entry, timeout time.Duration) bool {
-	id, port := a.cl.PeerID(), a.cl.LocalPort()
-	for _, tr := range e.trackers {
-		peers, err := tracker.Announce(a.web, tr, e.t.InfoHash(), id, port, "started", e.t.BytesMissing())
-		if err != nil {
-			a.log.Debug("announce failed", "tracker", tr, "err", err)
-			continue
-		}
-		peers = slices.DeleteFunc(peers, func(p netip.AddrPort) bool { return a.isSelf(p, port) })
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		reached := make(chan bool, len(peers))
-		for _, p := range peers {
-			go func() {
-				var d net.Dialer
-				c, err := d.DialContext(ctx, "tcp", p.String())
-				if err == nil {
-					c.Close()
-				}
-				reached <- err == nil
-			}()
-		}
-		for range peers {
-			if <-reached {
-				return false
-			}
-		}
-		return true
+	peers, ok := a.otherPeers(e.trackers, e.t.InfoHash(), e.t.BytesMissing())
+	if !ok {
+		return false
 	}
-	return false
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	reached := make(chan bool, len(peers))
+	for _, p := range peers {
+		go func() {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", p.String())
+			if err == nil {
+				c.Close()
+			}
+			reached <- err == nil
+		}()
+	}
+	for range peers {
+		if <-reached {
+			return false
+		}
+	}
+	return true
 }
 
 // webseedRule holds the webseed policy's decisions for one torrent, apart
