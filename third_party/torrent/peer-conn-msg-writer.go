@@ -92,7 +92,6 @@ type peerConnMsgWriter struct {
 func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 	lastWrite := time.Now()
 	keepAliveTimer := time.NewTimer(keepAliveTimeout)
-	var lingerTimer *time.Timer
 	frontBuf := new(peerConnMsgWriterBuffer)
 	for {
 		if cn.closed.IsSet() {
@@ -110,17 +109,14 @@ func (cn *peerConnMsgWriter) run(keepAliveTimeout time.Duration) {
 			torrent.Add("written keepalives", 1)
 		}
 		if wait := cn.lingerLeft(); wait > 0 {
-			// Only HAVEs are buffered: let more join them in one write (pkgtorrent patch).
+			// Only HAVEs are buffered: let more join them in one write (pkgtorrent patch). The
+			// keepalive timer serves: a buffer that is not empty needs no keepalive.
 			cn.mu.Unlock()
-			if lingerTimer == nil {
-				lingerTimer = time.NewTimer(wait)
-			} else {
-				lingerTimer.Reset(wait)
-			}
+			keepAliveTimer.Reset(wait)
 			select {
 			case <-cn.closed.Done():
 			case <-writeCond:
-			case <-lingerTimer.C:
+			case <-keepAliveTimer.C:
 			}
 			continue
 		}
