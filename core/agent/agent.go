@@ -179,6 +179,8 @@ func start(cfg Config) (*Agent, error) {
 	// A peer's new piece is requested without replanning every piece.
 	tc.RequestOnHave = true
 	tc.HaveLinger = haveLinger
+	// A peer that has a piece is not told this host has it too.
+	tc.SuppressRedundantHaves = true
 	tc.DisableUTP = true
 	tc.NoDHT = true
 	tc.NoDefaultPortForwarding = true

@@ -536,3 +536,58 @@ func TestHaveLinger(t *testing.T) {
 		t.Errorf("the first HAVE arrived %v after its piece was complete, want about the linger (%v)", d, linger)
 	}
 }
+
+// With SuppressRedundantHaves, a host tells of each piece it completes only
+// the peers that lack it: the seeder it downloads from hears no HAVE, a peer
+// that has nothing hears of every piece.
+func TestSuppressRedundantHaves(t *testing.T) {
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, 40*torrentfile.PieceLength)
+	var mu sync.Mutex
+	heard := map[string]map[pp.Integer]bool{} // by listener
+	listen := func(cfg *torrent.ClientConfig, name string) {
+		heard[name] = map[pp.Integer]bool{}
+		cfg.Callbacks.ReadMessage = func(_ *torrent.PeerConn, m *pp.Message) {
+			if m.Type == pp.Have {
+				mu.Lock()
+				heard[name][m.Index] = true
+				mu.Unlock()
+			}
+		}
+	}
+	scfg := engineConfig(t)
+	scfg.DataDir = seedDir
+	listen(scfg, "seeder")
+	seeder, st := addTorrent(t, scfg, mi)
+	if err := st.VerifyDataContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seeder to have the blob", st.Complete().Bool)
+
+	lcfg := engineConfig(t)
+	lcfg.SuppressRedundantHaves = true
+	lcfg.DisablePEX = true // the observer must not find the seeder
+	leecher, lt := addTorrent(t, lcfg, mi)
+	// The observer starts with nothing and has the leecher alone as a
+	// peer: it lacks each piece until it heard of it.
+	ocfg := engineConfig(t)
+	listen(ocfg, "observer")
+	_, ot := addTorrent(t, ocfg, mi)
+	ot.DownloadAll()
+	lt.DownloadAll()
+	ot.AddClientPeer(leecher)
+	waitFor(t, "the observer's connection", func() bool { return len(lt.PeerConns()) > 0 })
+
+	lt.AddClientPeer(seeder)
+	waitFor(t, "the download", lt.Complete().Bool)
+	waitFor(t, "a HAVE of every piece at the observer", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heard["observer"]) == lt.NumPieces()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(heard["seeder"]); n > 0 {
+		t.Errorf("the seeder heard %d HAVEs of pieces it has, want none", n)
+	}
+}

@@ -68,9 +68,9 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 		a.download(e, 0)
 	}
 	cl.watch()
-	base := e.t.Stats()
+	base := e.t.ConnStats()
 	progress := func() control.Progress {
-		s := e.t.Stats()
+		s := e.t.ConnStats()
 		p := control.Progress{
 			Total:       e.payload,
 			FromPeers:   s.PeerConns.BytesReadUsefulData.Int64() - base.PeerConns.BytesReadUsefulData.Int64(),

@@ -83,7 +83,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				a.announceCompleted(e)
 				return
 			}
-			st := e.t.Stats()
+			st := e.t.ConnStats()
 			rule.observe(now, st.PeerConns.BytesReadUsefulData.Int64(), e.t.PeersHaveWantedPieces())
 			if rule.join {
 				a.addWebseeds(e, "peers delivered nothing")

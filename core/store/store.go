@@ -458,12 +458,13 @@ func (t *Torrent) piece(p metainfo.Piece) storage.PieceImpl {
 		// A piece made only of padding cannot occur: pads are shorter than a piece.
 		return errPiece{fmt.Errorf("piece %d is in no file", i)}
 	}
-	return &piece{df: sp.df, idx: idx}
+	return &piece{df: sp.df, idx: idx, length: p.Length()}
 }
 
 type piece struct {
-	df  *dataFile
-	idx int
+	df     *dataFile
+	idx    int
+	length int64 // the torrent's piece: the file's bytes, then padding
 }
 
 // span returns the offset in the content and the length of the piece's
@@ -491,6 +492,40 @@ func (p *piece) ReadAt(b []byte, off int64) (int, error) {
 	// The rest of the piece is padding.
 	clear(b[done:])
 	return len(b), nil
+}
+
+// pieceBufs hold a piece's file bytes for WriteTo.
+var pieceBufs = sync.Pool{New: func() any {
+	b := make([]byte, torrentfile.PieceLength)
+	return &b
+}}
+
+// zeros is a piece's worth of padding.
+var zeros [torrentfile.PieceLength]byte
+
+// WriteTo writes the whole piece to w (how the engine hashes it): the file's
+// bytes read at once, then the padding, with no buffer allocated per piece.
+func (p *piece) WriteTo(w io.Writer) (int64, error) {
+	start, n := p.span()
+	if p.length < n || p.length > torrentfile.PieceLength {
+		return 0, fmt.Errorf("piece %d of %s: length %d for %d bytes of data", p.idx, p.df.b.path, p.length, n)
+	}
+	f, err := p.df.b.open()
+	if err != nil {
+		return 0, err
+	}
+	buf := pieceBufs.Get().(*[]byte)
+	defer pieceBufs.Put(buf)
+	b := (*buf)[:n]
+	if r, err := f.ReadAt(b, p.df.base+start); err != nil && !(errors.Is(err, io.EOF) && r == len(b)) {
+		return 0, fmt.Errorf("reading %s: %w", p.df.b.path, err)
+	}
+	written, err := w.Write(b)
+	if err != nil {
+		return int64(written), err
+	}
+	pad, err := w.Write(zeros[:p.length-n])
+	return int64(written + pad), err
 }
 
 func (p *piece) WriteAt(b []byte, off int64) (int, error) {

@@ -208,6 +208,13 @@ func TestWriteReadComplete(t *testing.T) {
 		if want := b.clean[p.Offset() : p.Offset()+p.Length()]; !bytes.Equal(buf, want) {
 			t.Errorf("piece %d reads back wrong (pad garbage stored?)", i)
 		}
+		// How the engine hashes it: the same bytes, padding included.
+		var whole bytes.Buffer
+		if n, err := pi.(io.WriterTo).WriteTo(&whole); err != nil || n != p.Length() {
+			t.Errorf("piece %d WriteTo = %d, %v; want %d", i, n, err, p.Length())
+		} else if !bytes.Equal(whole.Bytes(), buf) {
+			t.Errorf("piece %d WriteTo differs from ReadAt", i)
+		}
 		// A read inside the pad region only.
 		if p.Length() == pl {
 			tailBuf := bytes.Repeat([]byte{0xFF}, 10)

@@ -311,6 +311,11 @@ type ClientConfig struct {
 	// peer-conn-msg-writer.go). Each of N peers hears of every piece; written one by one, the
 	// HAVEs of an idle connection cost a write, a read and two wakeups each.
 	HaveLinger time.Duration
+	// When set, a piece completed is announced (HAVE) only to peers that do not have it
+	// (pkgtorrent patch, peerconn.go; libtorrent's send_redundant_have off). A peer that has the
+	// piece neither requests it nor counts it for its own requests; in a burst of N hosts about
+	// half of the N-1 HAVEs of every piece went to peers that had it.
+	SuppressRedundantHaves bool
 	// When not 0, the length of the aligned ranges webseed requests cover, in bytes, instead of
 	// TORRENT_WEBSEED_REQUEST_CHUNK_SIZE or its default (pkgtorrent patch). A multiple of the
 	// chunk size.

@@ -2555,6 +2555,15 @@ func (t *Torrent) Stats() TorrentStats {
 	return t.statsLocked()
 }
 
+// ConnStats returns the byte and message counts of Stats alone, without the gauges (which count the
+// torrent's peers through a map of their addresses): for callers that poll the transfer often
+// (pkgtorrent patch).
+func (t *Torrent) ConnStats() AllConnStats {
+	t.cl.rLock()
+	defer t.cl.rUnlock()
+	return t.connStats.Copy()
+}
+
 func (t *Torrent) gauges() (ret TorrentGauges) {
 	ret.ActivePeers = len(t.conns)
 	ret.HalfOpenPeers = len(t.halfOpen)

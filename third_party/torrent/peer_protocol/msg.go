@@ -75,8 +75,20 @@ func (msg *Message) writeHashCommon(buf MessageWriter) (err error) {
 		return
 	}
 	for _, d := range []Integer{msg.BaseLayer, msg.Index, msg.Length, msg.ProofLayers} {
-		if err = binary.Write(buf, binary.BigEndian, d); err != nil {
+		if err = writeInteger(buf, d); err != nil {
 			return
+		}
+	}
+	return nil
+}
+
+// writeInteger writes i big-endian a byte at a time: binary.Write takes the
+// reflection path for Integer (a named type) and allocates, per field of
+// every message written.
+func writeInteger(buf io.ByteWriter, i Integer) error {
+	for shift := 24; shift >= 0; shift -= 8 {
+		if err := buf.WriteByte(byte(i >> shift)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -91,10 +103,10 @@ func (msg *Message) writePayloadTo(buf MessageWriter) (err error) {
 		switch msg.Type {
 		case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
 		case Have, AllowedFast, Suggest:
-			err = binary.Write(buf, binary.BigEndian, msg.Index)
+			err = writeInteger(buf, msg.Index)
 		case Request, Cancel, Reject:
 			for _, i := range []Integer{msg.Index, msg.Begin, msg.Length} {
-				err = binary.Write(buf, binary.BigEndian, i)
+				err = writeInteger(buf, i)
 				if err != nil {
 					break
 				}
@@ -103,7 +115,7 @@ func (msg *Message) writePayloadTo(buf MessageWriter) (err error) {
 			_, err = buf.Write(marshalBitfield(msg.Bitfield))
 		case Piece:
 			for _, i := range []Integer{msg.Index, msg.Begin} {
-				err = binary.Write(buf, binary.BigEndian, i)
+				err = writeInteger(buf, i)
 				if err != nil {
 					return
 				}
@@ -147,7 +159,7 @@ func (msg *Message) WriteTo(w MessageWriter) (err error) {
 	if err != nil {
 		return
 	}
-	err = binary.Write(w, binary.BigEndian, length)
+	err = writeInteger(w, length)
 	if err != nil {
 		return
 	}
