@@ -116,6 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	control.Ready()
 	return a.serve(ctx)
 }
 

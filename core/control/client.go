@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -43,12 +44,32 @@ func Connect(ctx context.Context, stateDir string, l Launch, timeout time.Durati
 	// nothing in a directory the agent user controls.
 	cmd := exec.Command(l.Command[0], l.Command[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: id.cred}
-	if err := cmd.Start(); err != nil {
+	// The agent says on a pipe when its socket listens (see Ready): no
+	// polling for the socket while it starts.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting agent: %w", err)
+	}
+	defer readyR.Close()
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	cmd.Env = append(os.Environ(), ReadyFDEnv+"=3")
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
 		return nil, fmt.Errorf("starting agent: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	tick := time.NewTicker(10 * time.Millisecond)
+	ready := make(chan struct{})
+	go func() {
+		// A byte: listening; end of file: the agent closed the pipe
+		// without (it exited, e.g. another agent won the race for the
+		// state directory). Either way, time to dial.
+		readyR.Read(make([]byte, 1))
+		close(ready)
+	}()
+	// In case the agent cannot tell (an older one): dial now and then.
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if c, err := Dial(ctx, stateDir); err == nil {
@@ -57,6 +78,8 @@ func Connect(ctx context.Context, stateDir string, l Launch, timeout time.Durati
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("agent did not start within %s (see %s)", timeout, filepath.Join(stateDir, LogName))
+		case <-ready:
+			ready = nil
 		case <-exited:
 			// Another agent may have won the race for the state directory.
 			if c, err := Dial(ctx, stateDir); err == nil {
@@ -66,6 +89,28 @@ func Connect(ctx context.Context, stateDir string, l Launch, timeout time.Durati
 		case <-tick.C:
 		}
 	}
+}
+
+// ReadyFDEnv names the environment variable by which Connect gives the agent
+// it starts the number of a descriptor to tell it is listening on (Ready).
+const ReadyFDEnv = "PKGTORRENT_READY_FD"
+
+// Ready tells the process that started this agent (Connect) that the agent
+// listens on its socket: a byte on the descriptor ReadyFDEnv names, which is
+// then closed and forgotten. Nothing happens without the variable.
+func Ready() {
+	v := os.Getenv(ReadyFDEnv)
+	if v == "" {
+		return
+	}
+	os.Unsetenv(ReadyFDEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	f.Write([]byte{1})
+	f.Close()
 }
 
 // Stop asks the agent of stateDir to exit; no agent running is not an error.
