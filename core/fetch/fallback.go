@@ -102,7 +102,7 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 		h := sha256.New()
 		n, err = io.Copy(io.MultiWriter(f, h), in)
 		if err == nil && it.SHA256 != nil && !bytes.Equal(h.Sum(nil), it.SHA256) {
-			return 0, fmt.Errorf("sha256 %x, want %x", h.Sum(nil), it.SHA256)
+			return 0, fmt.Errorf("sha256 %x does not match the expected %x", h.Sum(nil), it.SHA256)
 		}
 	}
 	if err != nil {

@@ -145,6 +145,8 @@ func TestPlaceDoesNotFollowSymlink(t *testing.T) {
 func TestPlaceRejects(t *testing.T) {
 	data := testkit.RandBytes(3*pl+5, 3)
 	good := expectFor(t, data, false)
+	pieces := good
+	pieces.sha256 = nil
 
 	corrupt := func(i int) []byte {
 		b := slices.Clone(data)
@@ -162,14 +164,18 @@ func TestPlaceRejects(t *testing.T) {
 			w.sha256 = bytes.Repeat([]byte{7}, 32)
 			return w
 		}(), "sha256"},
-		{"corrupted first piece", corrupt(0), func() expect { w := good; w.sha256 = nil; return w }(), "piece 0"},
-		{"corrupted middle piece", corrupt(2*pl + 100), good, "piece 2"},
-		{"corrupted last byte", corrupt(len(data) - 1), good, "piece 3"},
-		{"short", data[:len(data)-1], good, "size"},
+		// With the caller's sha256, it decides alone.
+		{"corrupted, sha256", corrupt(2*pl + 100), good, "sha256"},
+		{"short, sha256", data[:len(data)-1], good, "size"},
+		// Without, the piece hashes do.
+		{"corrupted first piece", corrupt(0), pieces, "piece 0"},
+		{"corrupted middle piece", corrupt(2*pl + 100), pieces, "piece 2"},
+		{"corrupted last byte", corrupt(len(data) - 1), pieces, "piece 3"},
+		{"short", data[:len(data)-1], pieces, "size"},
 		// The torrent says the last piece is unpadded, the hashes are padded.
-		{"tail mismatch", data, func() expect { w := good; w.tail = true; return w }(), "piece 3"},
+		{"tail mismatch", data, func() expect { w := pieces; w.tail = true; return w }(), "piece 3"},
 		// And the other way round.
-		{"padded mismatch", data, func() expect { w := expectFor(t, data, true); w.tail = false; return w }(), "piece 3"},
+		{"padded mismatch", data, func() expect { w := expectFor(t, data, true); w.tail = false; w.sha256 = nil; return w }(), "piece 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,22 +320,44 @@ func TestCheckSizes(t *testing.T) {
 		data := testkit.RandBytes(int64(n), uint64(n))
 		data[len(data)-1] = 0
 		for _, tail := range []bool{false, true} {
-			want := expectFor(t, data, tail)
-			if err := check(bytes.NewReader(data), want); err != nil {
-				t.Errorf("%d bytes, tail %v: %v", n, tail, err)
-			}
-			if err := check(bytes.NewReader(data[:n-1]), want); err == nil || !strings.Contains(err.Error(), "size") {
-				t.Errorf("%d bytes, tail %v, one short: %v", n, tail, err)
-			}
-			if err := check(bytes.NewReader(append(slices.Clone(data), 0)), want); err == nil || !strings.Contains(err.Error(), "size") {
-				t.Errorf("%d bytes, tail %v, one long: %v", n, tail, err)
-			}
-			changed := slices.Clone(data)
-			changed[0] ^= 1
-			if err := check(bytes.NewReader(changed), want); err == nil || !strings.Contains(err.Error(), "piece 0") {
-				t.Errorf("%d bytes, tail %v, changed: %v", n, tail, err)
+			for _, withSum := range []bool{false, true} {
+				want := expectFor(t, data, tail)
+				changedMsg := "sha256"
+				if !withSum {
+					want.sha256 = nil
+					changedMsg = "piece 0"
+				}
+				if err := check(bytes.NewReader(data), want); err != nil {
+					t.Errorf("%d bytes, tail %v, sha256 %v: %v", n, tail, withSum, err)
+				}
+				if err := check(bytes.NewReader(data[:n-1]), want); err == nil || !strings.Contains(err.Error(), "size") {
+					t.Errorf("%d bytes, tail %v, sha256 %v, one short: %v", n, tail, withSum, err)
+				}
+				if err := check(bytes.NewReader(append(slices.Clone(data), 0)), want); err == nil || !strings.Contains(err.Error(), "size") {
+					t.Errorf("%d bytes, tail %v, sha256 %v, one long: %v", n, tail, withSum, err)
+				}
+				changed := slices.Clone(data)
+				changed[0] ^= 1
+				if err := check(bytes.NewReader(changed), want); err == nil || !strings.Contains(err.Error(), changedMsg) {
+					t.Errorf("%d bytes, tail %v, sha256 %v, changed: %v", n, tail, withSum, err)
+				}
 			}
 		}
+	}
+}
+
+// With the caller's sha256 the torrent's piece hashes are not consulted:
+// the right bytes are placed even when the torrent's hashes disagree.
+func TestCheckSHA256Decides(t *testing.T) {
+	data := testkit.RandBytes(3*pl+5, 9)
+	want := expectFor(t, data, false)
+	want.pieces = bytes.Repeat([]byte{1}, len(want.pieces))
+	if err := check(bytes.NewReader(data), want); err != nil {
+		t.Errorf("sha256 right, piece hashes wrong: %v", err)
+	}
+	want.sha256 = nil
+	if err := check(bytes.NewReader(data), want); err == nil || !strings.Contains(err.Error(), "piece 0") {
+		t.Errorf("no sha256, piece hashes wrong: %v", err)
 	}
 }
 
@@ -509,7 +537,7 @@ func TestPlaceFromPack(t *testing.T) {
 		off int64
 		msg string
 	}{
-		{int64(len(before)) + 1, "piece 0"},
+		{int64(len(before)) + 1, "sha256"},
 		{int64(len(before) + len(data) + len(after) - 100), "size"},
 		{-1, "offset"},
 	} {
@@ -534,5 +562,43 @@ func TestPlaceEmpty(t *testing.T) {
 	}
 	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
 		t.Errorf("placed: %v, %v", fi, err)
+	}
+}
+
+// BenchmarkCheck: the check of a placed file's bytes, 400 files of 40 KiB
+// (each padded to a 64 KiB piece), with the batch line's sha256 and
+// without one.
+func BenchmarkCheck(b *testing.B) {
+	var files [][]byte
+	var wants []expect
+	for i := range 400 {
+		data := testkit.RandBytes(40<<10, uint64(i))
+		h, err := torrentfile.HashReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		files = append(files, data)
+		wants = append(wants, expect{size: int64(len(data)), pieces: h.Pieces, sha256: sum[:]})
+	}
+	for _, withSum := range []bool{true, false} {
+		name := "sha256"
+		if !withSum {
+			name = "pieces"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(files)) * 40 << 10)
+			for b.Loop() {
+				for i, data := range files {
+					w := wants[i]
+					if !withSum {
+						w.sha256 = nil
+					}
+					if err := check(bytes.NewReader(data), w); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
