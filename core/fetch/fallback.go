@@ -93,6 +93,7 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 		cw := &countWriter{w: w}
 		w2 := *want
 		w2.sha256 = it.SHA256
+		w2.alsoPieces = true
 		err = check(io.TeeReader(in, cw), w2)
 		if err == nil {
 			err = w.Flush()
