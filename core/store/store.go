@@ -500,9 +500,6 @@ var pieceBufs = sync.Pool{New: func() any {
 	return &b
 }}
 
-// zeros is a piece's worth of padding.
-var zeros [torrentfile.PieceLength]byte
-
 // WriteTo writes the whole piece to w (how the engine hashes it): the file's
 // bytes read at once, then the padding, with no buffer allocated per piece.
 func (p *piece) WriteTo(w io.Writer) (int64, error) {
@@ -524,7 +521,7 @@ func (p *piece) WriteTo(w io.Writer) (int64, error) {
 	if err != nil {
 		return int64(written), err
 	}
-	pad, err := w.Write(zeros[:p.length-n])
+	pad, err := w.Write(torrentfile.Padding(int(p.length - n)))
 	return int64(written + pad), err
 }
 

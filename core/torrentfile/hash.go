@@ -29,6 +29,10 @@ func (h Hashes) check() error {
 // zeroPiece is read-only padding.
 var zeroPiece [PieceLength]byte
 
+// Padding returns n bytes of padding (zeros) to write after a piece's file
+// bytes, n at most PieceLength. The bytes are shared: never write to them.
+func Padding(n int) []byte { return zeroPiece[:n] }
+
 // PieceHash is the hash of a file's piece holding data (at most
 // PieceLength bytes): the data padded with zeros to PieceLength, as the
 // piece lies in a batch, unless unpadded (the file's last piece when it is
