@@ -233,6 +233,9 @@ type BurstResult struct {
 	// CPUPerGiB is the agents' CPU seconds (user and system, all of them
 	// together) per GiB delivered (pkgtorrent only).
 	CPUPerGiB float64 `json:"cpu_seconds_per_gib,omitempty"`
+	// ClientCPUPerGiB is the same for the pkgtorrent-get processes (asking
+	// for the torrent, checking and placing the files).
+	ClientCPUPerGiB float64 `json:"client_cpu_seconds_per_gib,omitempty"`
 }
 
 // Stagger is N clients arriving over a window, origin uncapped.
@@ -533,9 +536,10 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 	}
 	var delivered, uploaded int64
 	var rss []int64
-	var cpu float64
+	var cpu, clientCPU float64
 	for i, h := range hosts {
 		times[i] = results[i].Wall
+		clientCPU += results[i].CPU
 		delivered += results[i].Bytes
 		st, err := h.status(ctx)
 		if err != nil {
@@ -561,6 +565,7 @@ func (r *run) burst(ctx context.Context, n int, largest bool, rep *Report) (Burs
 	slices.Sort(rss)
 	b.P2P.PeakRSS = rss[len(rss)-1]
 	b.P2P.CPUPerGiB = cpu / (float64(delivered) / (1 << 30))
+	b.P2P.ClientCPUPerGiB = clientCPU / (float64(delivered) / (1 << 30))
 	if largest {
 		rep.RSS = RSS{Files: len(r.files), Max: rss[len(rss)-1], Median: rss[len(rss)/2]}
 	}

@@ -71,8 +71,8 @@ func TestRunSmall(t *testing.T) {
 		}
 		// The share itself is timing: a tiny batch on a loaded machine may
 		// come from the mirror before the hosts trade.
-		if br.P2P.P2PShare < 0 || br.P2P.Seconds <= 0 || br.TMin <= 0 || br.P2P.WireOverhead < 1 || br.P2P.CPUPerGiB <= 0 {
-			t.Errorf("burst %d: p2p share %.3f, %.2fs, T_min %.2fs, wire %.3f, CPU %.1f s/GiB", br.N, br.P2P.P2PShare, br.P2P.Seconds, br.TMin, br.P2P.WireOverhead, br.P2P.CPUPerGiB)
+		if br.P2P.P2PShare < 0 || br.P2P.Seconds <= 0 || br.TMin <= 0 || br.P2P.WireOverhead < 1 || br.P2P.CPUPerGiB <= 0 || br.P2P.ClientCPUPerGiB <= 0 {
+			t.Errorf("burst %d: p2p share %.3f, %.2fs, T_min %.2fs, wire %.3f, CPU %.1f s/GiB (clients %.1f)", br.N, br.P2P.P2PShare, br.P2P.Seconds, br.TMin, br.P2P.WireOverhead, br.P2P.CPUPerGiB, br.P2P.ClientCPUPerGiB)
 		}
 	}
 	if s := got.Stagger; len(s.P2P.ClientSeconds) != 3 || s.P2P.OriginBytes <= 0 || s.RatioMedian <= 0 {

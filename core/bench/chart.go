@@ -201,10 +201,10 @@ func (rep *Report) Summary(w io.Writer) error {
 	fmt.Fprintf(&sb, "batch: %d files, %.1f MiB (median file %.0f KiB, largest %.1f MiB, padding %.1f%%)\n",
 		c.Files, float64(c.Bytes)/(1<<20), float64(c.MedianFile)/1024, float64(c.LargestFile)/(1<<20), 100*float64(c.PadBytes)/float64(c.Bytes))
 	fmt.Fprintf(&sb, "bursts (origin %.1f MiB/s, client upload %.1f MiB/s):\n", float64(c.OriginRate)/(1<<20), float64(c.UploadRate)/(1<<20))
-	fmt.Fprintf(&sb, "  %4s %8s %8s %8s %7s %8s %8s %8s %8s %9s\n", "N", "HTTP s", "p2p s", "T_min s", "p2p/Tm", "HTTP/p2p", "HTTP cp", "p2p cp", "wire", "CPU s/GiB")
+	fmt.Fprintf(&sb, "  %4s %8s %8s %8s %7s %8s %8s %8s %8s %9s %9s\n", "N", "HTTP s", "p2p s", "T_min s", "p2p/Tm", "HTTP/p2p", "HTTP cp", "p2p cp", "wire", "CPU s/GiB", "get s/GiB")
 	for _, b := range rep.Bursts {
-		fmt.Fprintf(&sb, "  %4d %8.1f %8.1f %8.1f %7.2f %8.2f %8.2f %8.2f %8.3f %9.1f\n", b.N, b.HTTP.Seconds, b.P2P.Seconds, b.TMin,
-			b.P2P.RatioTMin, b.Speedup, b.HTTP.OriginCopies, b.P2P.OriginCopies, b.P2P.WireOverhead, b.P2P.CPUPerGiB)
+		fmt.Fprintf(&sb, "  %4d %8.1f %8.1f %8.1f %7.2f %8.2f %8.2f %8.2f %8.3f %9.1f %9.1f\n", b.N, b.HTTP.Seconds, b.P2P.Seconds, b.TMin,
+			b.P2P.RatioTMin, b.Speedup, b.HTTP.OriginCopies, b.P2P.OriginCopies, b.P2P.WireOverhead, b.P2P.CPUPerGiB, b.P2P.ClientCPUPerGiB)
 	}
 	s := rep.Stagger
 	fmt.Fprintf(&sb, "staggered %d over %.0fs, origin uncapped: origin copies HTTP %.2f, pkgtorrent %.2f (wire %.3f); client time pkgtorrent/HTTP median %.2f, max %.2f\n",

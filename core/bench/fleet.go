@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -194,9 +195,17 @@ func (r *run) fleet(ctx context.Context, rep *Report) error {
 	}
 	root := filepath.Join(r.work, "fleet-root")
 	buf := make([]byte, 1<<20)
+	sums := make(map[string][sha256.Size]byte, len(pkgs))
 	for _, f := range pkgs {
-		if err := writeRandom(filepath.Join(root, filepath.FromSlash(f.Rel)), f.Size, rng, buf); err != nil {
+		sum, err := writeRandom(filepath.Join(root, filepath.FromSlash(f.Rel)), f.Size, rng, buf)
+		if err != nil {
 			return err
+		}
+		sums[f.Rel] = sum
+	}
+	for _, tx := range txs {
+		for i := range tx {
+			tx[i].SHA256 = sums[tx[i].Rel]
 		}
 	}
 	fl := Fleet{N: n, Packages: fleetPackages, Updated: len(pkgs), Source: source}

@@ -150,14 +150,17 @@ func newHost(binDir, dir string, env []string) (*host, error) {
 type getResult struct {
 	fetch.Result
 	Wall float64 `json:"-"`
+	// CPU is the CPU seconds (user and system) pkgtorrent-get used.
+	CPU float64 `json:"-"`
 }
 
 // batchList is pkgtorrent-get's --batch input for files from svc, placed in
-// the host's output directory.
+// the host's output directory, each with its sha256 as the dnf, yum and
+// pacman adapters pass the repository's.
 func (h *host) batchList(svc *serviceProc, files []treeFile) string {
 	var sb strings.Builder
 	for i, f := range files {
-		fmt.Fprintf(&sb, "%s %s\n", svc.fileURL(f.Rel), filepath.Join(h.out, strconv.Itoa(i)))
+		fmt.Fprintf(&sb, "%s %s sha256:%x\n", svc.fileURL(f.Rel), filepath.Join(h.out, strconv.Itoa(i)), f.SHA256)
 	}
 	return sb.String()
 }
@@ -177,6 +180,9 @@ func (h *host) fetch(ctx context.Context, svc *serviceProc, files []treeFile, up
 	start := time.Now()
 	err := cmd.Run()
 	r.Wall = time.Since(start).Seconds()
+	if ps := cmd.ProcessState; ps != nil {
+		r.CPU = (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	if err != nil {
 		return r, fmt.Errorf("%s on %s: %v: %s", getBin, h.state, err, strings.TrimSpace(stderr.String()))
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,8 +12,9 @@ import (
 
 // treeFile is one synthetic package of the benchmark tree.
 type treeFile struct {
-	Rel  string // repository path
-	Size int64
+	Rel    string // repository path
+	Size   int64
+	SHA256 [sha256.Size]byte
 }
 
 // sizeSigma is the spread (log-normal sigma) of package sizes. Package
@@ -67,7 +69,7 @@ func makeTree(root string, seed int64, count int, total int64) ([]treeFile, erro
 		letter := 'a' + rune(rng.IntN(26))
 		rel := fmt.Sprintf("os/Packages/%c/%c%s-%d.%d-%d.fc41.x86_64.rpm", letter, letter, word(rng), rng.IntN(20), rng.IntN(10), i)
 		files[i] = treeFile{Rel: rel, Size: size}
-		if err := writeRandom(filepath.Join(root, filepath.FromSlash(rel)), size, rng, buf); err != nil {
+		if files[i].SHA256, err = writeRandom(filepath.Join(root, filepath.FromSlash(rel)), size, rng, buf); err != nil {
 			return nil, err
 		}
 	}
@@ -83,14 +85,16 @@ func word(rng *rand.Rand) string {
 	return string(b)
 }
 
-func writeRandom(path string, size int64, rng *rand.Rand, buf []byte) error {
+// writeRandom writes size random bytes to path and returns their sha256.
+func writeRandom(path string, size int64, rng *rand.Rand, buf []byte) (sum [sha256.Size]byte, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("making tree: %w", err)
+		return sum, fmt.Errorf("making tree: %w", err)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("making tree: %w", err)
+		return sum, fmt.Errorf("making tree: %w", err)
 	}
+	h := sha256.New()
 	for left := size; left > 0; {
 		n := min(left, int64(len(buf)))
 		for i := 0; i+8 <= int(n); i += 8 {
@@ -98,16 +102,18 @@ func writeRandom(path string, size int64, rng *rand.Rand, buf []byte) error {
 			buf[i], buf[i+1], buf[i+2], buf[i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 			buf[i+4], buf[i+5], buf[i+6], buf[i+7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
 		}
+		h.Write(buf[:n])
 		if _, err := f.Write(buf[:n]); err != nil {
 			f.Close()
-			return fmt.Errorf("making tree: %w", err)
+			return sum, fmt.Errorf("making tree: %w", err)
 		}
 		left -= n
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("making tree: %w", err)
+		return sum, fmt.Errorf("making tree: %w", err)
 	}
-	return nil
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 func totalSize(files []treeFile) int64 {
