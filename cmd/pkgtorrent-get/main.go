@@ -83,6 +83,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err == pflag.ErrHelp {
 			return 0
 		}
+		fmt.Fprintf(stderr, "pkgtorrent-get: %v\n", err)
 		return 2
 	}
 	cfgPath, _ := fs.GetString("config")
