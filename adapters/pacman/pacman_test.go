@@ -161,8 +161,10 @@ func TestBatchArguments(t *testing.T) {
 	if got.code != 0 || got.stdout != want.stdout || !strings.Contains(got.stdout, "big 5.1-1") {
 		t.Errorf("-Q through the script: exit %d, %q; pacman says %q", got.code, got.stdout, want.stdout)
 	}
+	// Nothing to download: the pkgtorrent-get started beside the listing
+	// is stopped without a word.
 	res = r.batch("-S", "--needed", "--noconfirm", "app")
-	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "there is nothing to do") {
+	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "there is nothing to do") || strings.Contains(res.stderr, "pkgtorrent-get") {
 		t.Errorf("-S --needed of installed packages: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	// An upgrade: new versions of two packages, fetched as one batch by
@@ -211,6 +213,23 @@ func TestBatchArguments(t *testing.T) {
 	if q.stdout != "libbar 1:0.9-3\nbig 5.2-1\n" {
 		t.Errorf("after -Syu, pacman -Q says %q", q.stdout)
 	}
+}
+
+// A pkgtorrent-get that exits before it reads the batch (a bad setting)
+// leaves the downloads to pacman: the script is not killed by writing the
+// batch to it, and pacman installs.
+func TestBatchGetFails(t *testing.T) {
+	needTools(t, pacmanTools...)
+	rp := buildRepo(t, 7, testPkgs)
+	svc := startService(t, rp.root)
+	r := newRoot(t, []string{svc.url + "$repo/os/$arch"}, "", getConf(svc.url))
+	r.env = append(r.env, "PKGTORRENT_GET_ARGS=--no-such-setting")
+	res := r.batch("-Sy", "--noconfirm", "app")
+	if res.code != 0 || !strings.Contains(res.stderr, "unknown flag: --no-such-setting") ||
+		!strings.Contains(res.stderr, "pkgtorrent-pacman: batch fetch failed; pacman downloads on its own") {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	r.checkInstalled(rp, testPkgs)
 }
 
 // The batch script is clean for shellcheck.
