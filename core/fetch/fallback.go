@@ -35,8 +35,9 @@ func plainHTTP(ctx context.Context, cfg Config, items []Item, max int64) (Result
 
 // download fetches it.URL to a temporary file beside it.Output, checks it
 // and renames it into place. Without want, the check is the length the
-// server sent and it.SHA256; with want, the size, piece hashes and
-// it.SHA256 of the torrent's file, as the bytes arrive. placed, if not nil,
+// server sent and it.SHA256; with want, the size of the torrent's file and
+// it.SHA256, or without one its piece hashes, as the bytes arrive (see
+// check). placed, if not nil,
 // gets the placed file opened read-only (the caller closes it). counted, if
 // not nil, is told of every byte received.
 func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item, max int64, want *expect, placed func(*os.File), counted func(int)) (_ int64, err error) {
@@ -93,7 +94,6 @@ func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item
 		cw := &countWriter{w: w}
 		w2 := *want
 		w2.sha256 = it.SHA256
-		w2.alsoPieces = true
 		err = check(io.TeeReader(in, cw), w2)
 		if err == nil {
 			err = w.Flush()

@@ -24,10 +24,6 @@ type expect struct {
 	pieces []byte // piece hashes, last one unpadded when tail
 	tail   bool   // the file is last in its torrent: its last piece is unpadded
 	sha256 []byte
-	// alsoPieces: check the piece hashes even with a sha256 (a download
-	// from the mirror, which the agent will be handed to seed: a file the
-	// torrent does not describe is left to the package manager).
-	alsoPieces bool
 }
 
 // source is where the agent keeps a file's content: in the data file at
@@ -164,11 +160,14 @@ var pieceBufs = sync.Pool{New: func() any { b := make([]byte, torrentfile.PieceL
 
 // check reads a file's content from r to its end and checks its size and,
 // in the same pass, its SHA-256 when the caller gave one, else the
-// torrent's piece hashes (both with alsoPieces). The caller's SHA-256 (from
-// the repository's metadata, what the package manager checks) fixes every
-// byte by itself: for the agent's data, which matched the piece hashes when
-// the agent took it, they would add SHA-1 over the file and its padding (up
-// to a piece per file) for nothing.
+// torrent's piece hashes. The caller's SHA-256 (from the repository's
+// metadata, what the package manager checks) fixes every byte by itself:
+// the piece hashes would add SHA-1 over the file and its padding (up to a
+// piece per file) for nothing. The agent's data matched them when the agent
+// took it; a direct download from the mirror is checked against them by the
+// agent when it takes the file to seed (a file the torrent does not
+// describe, the service's copy differing from the mirror's, is placed for
+// the caller and not seeded).
 func check(r io.Reader, want expect) error {
 	var h256 hash.Hash
 	if want.sha256 != nil {
@@ -189,9 +188,7 @@ func check(r io.Reader, want expect) error {
 		}
 		if h256 != nil {
 			h256.Write(buf[:n])
-			if !want.alsoPieces {
-				continue
-			}
+			continue
 		}
 		if sum := torrentfile.PieceHash(buf[:n], want.tail); !bytes.Equal(sum[:], want.pieces[i*20:i*20+20]) {
 			if size != want.size && n < len(buf) {

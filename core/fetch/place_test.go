@@ -346,9 +346,8 @@ func TestCheckSizes(t *testing.T) {
 	}
 }
 
-// With the caller's sha256 the torrent's piece hashes are not consulted
-// (unless alsoPieces): the right bytes are placed even when the torrent's
-// hashes disagree.
+// With the caller's sha256 the torrent's piece hashes are not consulted:
+// the right bytes are placed even when the torrent's hashes disagree.
 func TestCheckSHA256Decides(t *testing.T) {
 	data := testkit.RandBytes(3*pl+5, 9)
 	want := expectFor(t, data, false)
@@ -356,12 +355,6 @@ func TestCheckSHA256Decides(t *testing.T) {
 	if err := check(bytes.NewReader(data), want); err != nil {
 		t.Errorf("sha256 right, piece hashes wrong: %v", err)
 	}
-	// A download from the mirror, for the agent: both.
-	want.alsoPieces = true
-	if err := check(bytes.NewReader(data), want); err == nil || !strings.Contains(err.Error(), "piece 0") {
-		t.Errorf("sha256 right, piece hashes wrong, alsoPieces: %v", err)
-	}
-	want.alsoPieces = false
 	want.sha256 = nil
 	if err := check(bytes.NewReader(data), want); err == nil || !strings.Contains(err.Error(), "piece 0") {
 		t.Errorf("no sha256, piece hashes wrong: %v", err)
