@@ -37,9 +37,8 @@ func plainHTTP(ctx context.Context, cfg Config, items []Item, max int64) (Result
 // and renames it into place. Without want, the check is the length the
 // server sent and it.SHA256; with want, the size of the torrent's file and
 // it.SHA256, or without one its piece hashes, as the bytes arrive (see
-// check). placed, if not nil,
-// gets the placed file opened read-only (the caller closes it). counted, if
-// not nil, is told of every byte received.
+// check). placed, if not nil, gets the placed file opened read-only (the
+// caller closes it). counted, if not nil, is told of every byte received.
 func download(ctx context.Context, hc *http.Client, stall time.Duration, it Item, max int64, want *expect, placed func(*os.File), counted func(int)) (_ int64, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
