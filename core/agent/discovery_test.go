@@ -59,10 +59,7 @@ func TestLocalDiscovery(t *testing.T) {
 	scfg := lsd(engineConfig(t))
 	scfg.DataDir = seedDir
 	_, st := addTorrent(t, scfg, mi)
-	if err := st.VerifyDataContext(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the seeder to have the file", st.Complete().Bool)
+	seeding(t, st)
 	_, lt := addTorrent(t, lsd(engineConfig(t)), mi)
 	lt.DownloadAll()
 	waitFor(t, "the leecher to find the seeder by multicast and download", lt.Complete().Bool)

@@ -119,10 +119,7 @@ func seederAndWebseed(t *testing.T, onlyRequested bool) {
 	scfg := engineConfig(t)
 	scfg.DataDir = seedDir
 	seeder, st := addTorrent(t, scfg, mi)
-	if err := st.VerifyDataContext(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the seeder to have the file", st.Complete().Bool)
+	seeding(t, st)
 
 	lcfg := engineConfig(t)
 	lcfg.UploadWhileLeeching = true
@@ -172,6 +169,16 @@ func TestWebseedAlone(t *testing.T) {
 		t.Errorf("the webseed sent %d bytes, want at least %d", n, size)
 	}
 	sameData(t, lt, seedDir)
+}
+
+// seeding checks a seeder's torrent tt against its data on disk and waits
+// until it is complete.
+func seeding(t *testing.T, tt *torrent.Torrent) {
+	t.Helper()
+	if err := tt.VerifyDataContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the seeder to have its data", tt.Complete().Bool)
 }
 
 // addTorrent starts a client with cfg (closed at the end of the test) and
@@ -331,10 +338,7 @@ func padsStayOffTheWire(t *testing.T, chunkSize int) {
 	scfg := engineConfig(t)
 	scfg.DataDir = seedDir
 	seeder, st := add(scfg)
-	if err := st.VerifyDataContext(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the seeder to have the batch", st.Complete().Bool)
+	seeding(t, st)
 
 	s, err := store.New(t.TempDir())
 	if err != nil {
@@ -482,10 +486,7 @@ func TestHaveLinger(t *testing.T) {
 	scfg := engineConfig(t)
 	scfg.DataDir = seedDir
 	seeder, st := addTorrent(t, scfg, mi)
-	if err := st.VerifyDataContext(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the seeder to have the blob", st.Complete().Bool)
+	seeding(t, st)
 
 	lcfg := engineConfig(t)
 	lcfg.HaveLinger = linger
@@ -559,10 +560,7 @@ func TestSuppressRedundantHaves(t *testing.T) {
 	scfg.DataDir = seedDir
 	listen(scfg, "seeder")
 	seeder, st := addTorrent(t, scfg, mi)
-	if err := st.VerifyDataContext(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the seeder to have the blob", st.Complete().Bool)
+	seeding(t, st)
 
 	lcfg := engineConfig(t)
 	lcfg.SuppressRedundantHaves = true
