@@ -67,6 +67,8 @@ func packages(o Options) []pkg {
 		Formats:     []string{"deb", "rpm", "archlinux"},
 		Files: []file{
 			{Src: "build:pkgtorrent-get", Dst: "/usr/bin/pkgtorrent-get", Mode: 0o755},
+			// Where pkgtorrent-get finds it (control.AgentPath).
+			{Src: "build:pkgtorrent-agent", Dst: "/usr/lib/pkgtorrent/pkgtorrent-agent", Mode: 0o755},
 			{Src: "packaging/systemd/pkgtorrent-agent.service", Dst: unitDir + "/pkgtorrent-agent.service", Mode: 0o644},
 			{Src: "packaging/etc/sysusers-pkgtorrent.conf", Dst: "/usr/lib/sysusers.d/pkgtorrent.conf", Mode: 0o644},
 			{Src: "packaging/etc/pkgtorrent.conf", Dst: "/etc/pkgtorrent/pkgtorrent.conf", Type: files.TypeConfigNoReplace, Mode: 0o644},
@@ -193,7 +195,7 @@ func missingSources(root string, p pkg) []string {
 // buildArtifacts builds the binaries (static, trimmed) and the compressed
 // man pages into work.
 func buildArtifacts(root, work, goarch string) error {
-	for _, cmd := range []string{"pkgtorrent-get", "pkgtorrent-service"} {
+	for _, cmd := range []string{"pkgtorrent-get", "pkgtorrent-agent", "pkgtorrent-service"} {
 		c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(work, cmd), "./cmd/"+cmd)
 		c.Dir = root
 		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)

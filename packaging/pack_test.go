@@ -29,6 +29,7 @@ var want = map[string]struct {
 		formats: []string{"deb", "rpm", "archlinux"},
 		files: []string{
 			"/usr/bin/pkgtorrent-get",
+			"/usr/lib/pkgtorrent/pkgtorrent-agent",
 			"/usr/lib/systemd/system/pkgtorrent-agent.service",
 			"/usr/lib/sysusers.d/pkgtorrent.conf",
 			"/etc/pkgtorrent/pkgtorrent.conf",
@@ -338,7 +339,7 @@ func TestInstallDeb(t *testing.T) {
 	apt(append([]string{"install"}, debs...)...)
 	t.Cleanup(func() {
 		apt("purge", "pkgtorrent", "pkgtorrent-service")
-		for _, p := range []string{"/usr/bin/pkgtorrent-get", "/usr/bin/pkgtorrent-service", "/var/cache/pkgtorrent", "/etc/pkgtorrent/pkgtorrent.conf"} {
+		for _, p := range []string{"/usr/bin/pkgtorrent-get", "/usr/lib/pkgtorrent/pkgtorrent-agent", "/usr/bin/pkgtorrent-service", "/var/cache/pkgtorrent", "/etc/pkgtorrent/pkgtorrent.conf"} {
 			if _, err := os.Stat(p); err == nil {
 				t.Errorf("%s is still there after purge", p)
 			}

@@ -3,8 +3,9 @@
 //
 //	go run ./cmd/pkgtorrent-bench [flags]
 //
-// Run it from the repository: it builds pkgtorrent-get and
-// pkgtorrent-service with "go build" unless --bin-dir names prebuilt ones.
+// Run it from the repository: it builds pkgtorrent-get, pkgtorrent-agent
+// and pkgtorrent-service with "go build" unless --bin-dir names prebuilt
+// ones.
 package main
 
 import (
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reps := fs.Int("reps", d.Reps, "repetitions of the single-client and service timings (median reported)")
 	seed := fs.Int64("seed", d.Seed, "seed of the tree and the arrival times")
 	work := fs.String("work-dir", "", "working directory, kept afterwards (default: a temporary one, removed)")
-	bin := fs.String("bin-dir", "", "directory with prebuilt pkgtorrent-get and pkgtorrent-service (default: go build)")
+	bin := fs.String("bin-dir", "", "directory with prebuilt pkgtorrent-get, pkgtorrent-agent and pkgtorrent-service (default: go build)")
 	env := fs.StringArray("engine-env", nil, "KEY=VALUE for the pkgtorrent-get processes and agents (repeatable)")
 	jsonOut := fs.String("json", "bench.json", "where to write the figures")
 	svgOut := fs.String("svg", "bench.svg", "where to write the chart")

@@ -19,7 +19,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/pkgtorrent/pkgtorrent/core/agent"
 	"github.com/pkgtorrent/pkgtorrent/core/config"
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 	"github.com/pkgtorrent/pkgtorrent/core/fetch"
@@ -112,7 +111,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case len(pos) == 1 && pos[0] == "agent":
-		return runAgent(ctx, k, stateDir, stderr)
+		if err := runAgent(agentSettings(k, stateDir)); err != nil {
+			return fail(err)
+		}
+		return 0
 	case len(pos) == 1 && pos[0] == "stop":
 		if err := control.Stop(ctx, stateDir); err != nil {
 			return fail(err)
@@ -160,7 +162,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | metrics | stop")
 		return 2
 	}
-	exe, err := os.Executable()
+	agentExe, err := agentPath()
 	if err != nil {
 		return fail(err)
 	}
@@ -177,7 +179,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Warn:            func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
 		Launch: control.Launch{
-			Command: append([]string{exe, "agent", "--config", os.DevNull}, agentSettings(k, stateDir).Args()...),
+			Command: append([]string{agentExe}, agentSettings(k, stateDir).Args()...),
 			User:    k.String("agent-user"),
 		},
 	}
@@ -229,14 +231,26 @@ func agentSettings(k settings, stateDir string) control.Settings {
 	}
 }
 
-func runAgent(ctx context.Context, k settings, stateDir string, stderr io.Writer) int {
-	err := agent.Main(ctx, agentSettings(k, stateDir), stderr)
-	if err == agent.ErrRunning {
-		return 0
-	}
+// agentPath returns the agent program that goes with this pkgtorrent-get.
+func agentPath() (string, error) {
+	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
-		return 1
+		return "", err
 	}
-	return 0
+	return control.AgentPath(exe)
+}
+
+// runAgent replaces this process with the agent, run with s in the
+// foreground (systemd's pkgtorrent-agent.service starts it this way, with
+// the configuration's settings). It returns only when that fails.
+func runAgent(s control.Settings) error {
+	exe, err := agentPath()
+	if err != nil {
+		return err
+	}
+	argv := append([]string{exe}, s.Args()...)
+	if err := syscall.Exec(exe, argv, os.Environ()); err != nil {
+		return fmt.Errorf("running %s: %w", exe, err)
+	}
+	return nil
 }

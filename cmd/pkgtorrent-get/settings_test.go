@@ -15,8 +15,9 @@ import (
 )
 
 // The agent's settings cross one process boundary as options: every field
-// of control.Settings survives Args and the agent's own parsing, and the
-// flags' defaults are control.Defaults.
+// of control.Settings survives Args and the parsing of pkgtorrent-get's
+// flags (its agent subcommand) and of pkgtorrent-agent's, and the flags'
+// defaults are control.Defaults.
 func TestAgentSettingsRoundTrip(t *testing.T) {
 	want := control.Settings{
 		StateDir:          "/var/cache/x",
@@ -54,6 +55,10 @@ func TestAgentSettingsRoundTrip(t *testing.T) {
 	}
 	if got := parse(append([]string{"agent"}, want.Args()...)); !reflect.DeepEqual(got, want) {
 		t.Errorf("after Args and parsing:\n got %+v\nwant %+v", got, want)
+	}
+	// What pkgtorrent-agent parses.
+	if got, err := control.ParseArgs(want.Args()); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("after Args and control.ParseArgs (%v):\n got %+v\nwant %+v", err, got, want)
 	}
 	d := control.Defaults
 	got := parse([]string{"--state-dir", "/s"})

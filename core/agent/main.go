@@ -11,7 +11,7 @@ import (
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
 
-// Main is the agent process (pkgtorrent-get agent): it refuses root,
+// Main is the agent process (pkgtorrent-agent): it refuses root,
 // sends its output to the agent's log (unless systemd collects it), and
 // runs the agent with s until it stops. stderr is where errors go before
 // the log is open.
@@ -43,7 +43,7 @@ func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 		Logger:   slog.New(slog.NewTextHandler(BestEffort(stderr), &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil && err != ErrRunning {
-		fmt.Fprintf(stderr, "pkgtorrent-get agent: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", control.AgentBinary, err)
 	}
 	return err
 }

@@ -23,10 +23,11 @@ import (
 // Names of the binaries the benchmark runs.
 const (
 	getBin     = "pkgtorrent-get"
+	agentBin   = control.AgentBinary // started by pkgtorrent-get, from beside it
 	serviceBin = "pkgtorrent-service"
 )
 
-// BuildBinaries builds pkgtorrent-get and pkgtorrent-service with "go build"
+// BuildBinaries builds pkgtorrent-get, pkgtorrent-agent and pkgtorrent-service with "go build"
 // (and any extra build flags) from the module that holds the current
 // directory into dir.
 func BuildBinaries(ctx context.Context, dir string, flags ...string) error {
@@ -39,7 +40,7 @@ func BuildBinaries(ctx context.Context, dir string, flags ...string) error {
 		return fmt.Errorf("the current directory is not inside the pkgtorrent module (go env GOMOD is %q); run from the repository or give prebuilt binaries", mod)
 	}
 	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, flags...)
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/"+getBin, "./cmd/"+serviceBin)...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/"+getBin, "./cmd/"+agentBin, "./cmd/"+serviceBin)...)
 	cmd.Dir = filepath.Dir(mod)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, b)

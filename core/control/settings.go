@@ -2,7 +2,12 @@ package control
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Settings are an agent's settings: the one value the command line, the
@@ -83,4 +88,62 @@ func (s Settings) Args() []string {
 		args = append(args, "--mirror", m)
 	}
 	return args
+}
+
+// ParseArgs parses what Args returns (the agent's command line) back into
+// Settings; an option Args never writes is an error, one it leaves out
+// takes its value from Defaults.
+func ParseArgs(args []string) (Settings, error) {
+	d := Defaults
+	var s Settings
+	fs := pflag.NewFlagSet(AgentBinary, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&s.StateDir, "state-dir", d.StateDir, "")
+	fs.DurationVar(&s.SeedTime, "seed-time", d.SeedTime, "")
+	fs.DurationVar(&s.PeerGrace, "peer-grace", d.PeerGrace, "")
+	fs.BoolVar(&s.WebseedIdlePieces, "webseed-idle-pieces", d.WebseedIdlePieces, "")
+	fs.BoolVar(&s.CrossBatch, "cross-batch", d.CrossBatch, "")
+	fs.BoolVar(&s.LocalDiscovery, "local-discovery", d.LocalDiscovery, "")
+	fs.StringVar(&s.PeerHost, "peer-host", d.PeerHost, "")
+	fs.IntVar(&s.PeerPort, "peer-port", d.PeerPort, "")
+	fs.Int64Var(&s.UploadRateLimit, "upload-rate-limit", d.UploadRateLimit, "")
+	fs.Int64Var(&s.DownloadRateLimit, "download-rate-limit", d.DownloadRateLimit, "")
+	fs.Int64Var(&s.MaxDisk, "max-disk", d.MaxDisk, "")
+	fs.StringVar(&s.MetricsListen, "metrics-listen", d.MetricsListen, "")
+	fs.StringVar(&s.LogLevel, "log-level", d.LogLevel, "")
+	fs.StringVar(&s.Service, "service", d.Service, "")
+	// Repeated, never comma-split: a URL may hold a comma.
+	fs.StringArrayVar(&s.Mirrors, "mirror", nil, "")
+	if err := fs.Parse(args); err != nil {
+		return Settings{}, err
+	}
+	if fs.NArg() > 0 {
+		return Settings{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if s.StateDir == "" {
+		return Settings{}, fmt.Errorf("no --state-dir")
+	}
+	return s, nil
+}
+
+// AgentBinary is the agent's program. pkgtorrent-get finds it with
+// AgentPath: beside itself in a build directory, in AgentLibDir (relative
+// to the directory of pkgtorrent-get) where the packages install it.
+const (
+	AgentBinary = "pkgtorrent-agent"
+	AgentLibDir = "../lib/pkgtorrent"
+)
+
+// AgentPath returns the agent program that goes with the pkgtorrent-get at
+// exe: the first of exe's directory and AgentLibDir beside it that holds
+// an executable AgentBinary.
+func AgentPath(exe string) (string, error) {
+	dir := filepath.Dir(exe)
+	tried := []string{filepath.Join(dir, AgentBinary), filepath.Clean(filepath.Join(dir, AgentLibDir, AgentBinary))}
+	for _, p := range tried {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no agent program: neither %s nor %s is an executable file", tried[0], tried[1])
 }

@@ -40,8 +40,9 @@ type binaries struct{ get, serve string }
 
 var bins Once[binaries]
 
-// Binaries builds pkgtorrent-get and pkgtorrent-service once per test
-// binary, with -race when the test binary has it, and returns their paths.
+// Binaries builds pkgtorrent-get (with pkgtorrent-agent beside it, where it
+// finds its agent) and pkgtorrent-service once per test binary, with -race
+// when the test binary has it, and returns their paths.
 func Binaries(t testing.TB) (get, serve string) {
 	t.Helper()
 	b := bins.Get(t, func() (binaries, error) {
@@ -57,7 +58,7 @@ func Binaries(t testing.TB) (get, serve string) {
 		if Race {
 			args = append(args, "-race")
 		}
-		cmd := exec.Command("go", append(args, "./cmd/pkgtorrent-get", "./cmd/pkgtorrent-service")...)
+		cmd := exec.Command("go", append(args, "./cmd/pkgtorrent-get", "./cmd/pkgtorrent-agent", "./cmd/pkgtorrent-service")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return binaries{}, fmt.Errorf("go build: %v\n%s", err, out)

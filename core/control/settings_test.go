@@ -1,0 +1,70 @@
+package control
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// ParseArgs takes only what Args writes, names what it refuses, and fills
+// what is left out from Defaults.
+func TestParseArgs(t *testing.T) {
+	s, err := ParseArgs([]string{"--state-dir", "/s", "--mirror", "http://a/x,y", "--mirror", "http://b/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults
+	want.StateDir, want.Mirrors = "/s", []string{"http://a/x,y", "http://b/"}
+	if s.StateDir != want.StateDir || s.SeedTime != want.SeedTime || s.CrossBatch != want.CrossBatch || s.LogLevel != want.LogLevel ||
+		strings.Join(s.Mirrors, " ") != strings.Join(want.Mirrors, " ") {
+		t.Errorf("got %+v, want %+v", s, want)
+	}
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--state-dir", "/s", "--batch", "-"}, "batch"},
+		{[]string{"--state-dir", "/s", "--seed-time", "long"}, "seed-time"},
+		{[]string{"--state-dir", "/s", "agent"}, `"agent"`},
+		{[]string{"--seed-time", "1m"}, "state-dir"},
+	} {
+		if _, err := ParseArgs(c.args); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("ParseArgs(%q): %v, want an error naming %s", c.args, err, c.says)
+		}
+	}
+}
+
+// AgentPath finds the agent beside pkgtorrent-get (a build directory), else
+// in ../lib/pkgtorrent (the packages' layout), and says where it looked.
+func TestAgentPath(t *testing.T) {
+	root := t.TempDir()
+	bin := filepath.Join(root, "usr", "bin")
+	lib := filepath.Join(root, "usr", "lib", "pkgtorrent")
+	for _, d := range []string{bin, lib} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe := filepath.Join(bin, "pkgtorrent-get")
+	if _, err := AgentPath(exe); err == nil || !strings.Contains(err.Error(), filepath.Join(lib, AgentBinary)) {
+		t.Errorf("no agent anywhere: %v", err)
+	}
+	// Not executable: not taken.
+	if err := os.WriteFile(filepath.Join(lib, AgentBinary), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := AgentPath(exe); err == nil {
+		t.Errorf("non-executable agent taken: %s", p)
+	}
+	os.Chmod(filepath.Join(lib, AgentBinary), 0o755)
+	if p, err := AgentPath(exe); err != nil || p != filepath.Join(lib, AgentBinary) {
+		t.Errorf("installed layout: %q, %v", p, err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, AgentBinary), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := AgentPath(exe); err != nil || p != filepath.Join(bin, AgentBinary) {
+		t.Errorf("beside pkgtorrent-get: %q, %v", p, err)
+	}
+}
