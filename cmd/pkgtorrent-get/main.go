@@ -59,6 +59,7 @@ func flags() *pflag.FlagSet {
 	fs.Int64("upload-rate-limit", d.UploadRateLimit, "agent upload cap in bytes/s (0: none)")
 	fs.Int64("download-rate-limit", d.DownloadRateLimit, "agent download cap from peers in bytes/s (0: none)")
 	fs.Int64("max-disk", d.MaxDisk, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
+	fs.Int("max-cpus", d.MaxCPUs, "CPUs the agent runs its code on at once (0: every CPU)")
 	fs.String("agent-user", control.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
 	fs.Bool("direct", true, "when no peer has the batch, download its files straight from the mirror (as the package manager would) and give them to the agent to seed; off: the agent downloads every batch")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
@@ -224,6 +225,7 @@ func agentSettings(k settings, stateDir string) control.Settings {
 		UploadRateLimit:   k.Int64("upload-rate-limit"),
 		DownloadRateLimit: k.Int64("download-rate-limit"),
 		MaxDisk:           k.Int64("max-disk"),
+		MaxCPUs:           k.Int("max-cpus"),
 		MetricsListen:     k.String("metrics-listen"),
 		LogLevel:          k.String("log-level"),
 		Service:           k.String("service"),

@@ -240,6 +240,28 @@ func TestSingleFile(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	sameFiles(t, root, dir, []string{name})
+	// The agent it started (pkgtorrent-agent, beside it) runs on one CPU
+	// unless max-cpus says otherwise.
+	cpus := func(want string) {
+		t.Helper()
+		log, _ := os.ReadFile(filepath.Join(h.State, "agent.log"))
+		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+		started := ""
+		for _, l := range lines {
+			if strings.Contains(l, "agent started") {
+				started = l
+			}
+		}
+		if !strings.Contains(started, " cpus="+want+" ") && !strings.HasSuffix(started, " cpus="+want) {
+			t.Errorf("agent start %q, want cpus=%s", started, want)
+		}
+	}
+	cpus("1")
+	h.Stop()
+	if r := h.Get("", "--service", svc.url, "--max-cpus", "2", svc.url+name, out); r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
+	}
+	cpus("2")
 }
 
 // With the service down the client fails within the connect timeout and

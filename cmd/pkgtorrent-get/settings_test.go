@@ -31,6 +31,7 @@ func TestAgentSettingsRoundTrip(t *testing.T) {
 		UploadRateLimit:   1000,
 		DownloadRateLimit: 2000,
 		MaxDisk:           3000,
+		MaxCPUs:           2,
 		MetricsListen:     "127.0.0.1:9477",
 		LogLevel:          "debug",
 		Service:           "http://127.0.0.1:7070/",

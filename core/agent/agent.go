@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -279,7 +280,7 @@ func start(cfg Config) (*Agent, error) {
 }
 
 func (a *Agent) serve(ctx context.Context) error {
-	a.log.Info("agent started", "pid", os.Getpid(), "peer_port", a.cl.LocalPort(), "state_dir", a.cfg.StateDir)
+	a.log.Info("agent started", "pid", os.Getpid(), "peer_port", a.cl.LocalPort(), "state_dir", a.cfg.StateDir, "cpus", runtime.GOMAXPROCS(0))
 	if a.mln != nil {
 		a.log.Info("serving metrics", "url", "http://"+a.mln.Addr().String()+"/metrics")
 	}

@@ -6,15 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
 
-// Main is the agent process (pkgtorrent-agent): it refuses root,
-// sends its output to the agent's log (unless systemd collects it), and
-// runs the agent with s until it stops. stderr is where errors go before
-// the log is open.
+// Main is the agent process (pkgtorrent-agent): it refuses root, runs its
+// code on at most s.MaxCPUs CPUs at once, sends its output to the agent's
+// log (unless systemd collects it), and runs the agent with s until it
+// stops. stderr is where errors go before the log is open.
 func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 	if os.Geteuid() == 0 {
 		return ErrRoot
@@ -22,6 +23,12 @@ func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		return fmt.Errorf("log-level: %w", err)
+	}
+	if s.MaxCPUs < 0 {
+		return fmt.Errorf("max-cpus: %d is negative", s.MaxCPUs)
+	}
+	if s.MaxCPUs > 0 {
+		runtime.GOMAXPROCS(s.MaxCPUs)
 	}
 	if os.Getenv("JOURNAL_STREAM") == "" {
 		logf, err := OpenLog(s.StateDir)
