@@ -163,10 +163,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: pkgtorrent-get [flags] URL OUTPUT | --batch FILE | status | metrics | stop")
 		return 2
 	}
-	agentExe, err := agentPath()
-	if err != nil {
-		return fail(err)
-	}
 	cfg := fetch.Config{
 		Service:         k.String("service"),
 		Mirrors:         k.Strings("mirror"),
@@ -180,7 +176,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Warn:            func(s string) { fmt.Fprintf(stderr, "pkgtorrent-get: %s\n", s) },
 		// The agent gets every setting as a flag: nothing left to read.
 		Launch: control.Launch{
-			Command: append([]string{agentExe}, agentSettings(k, stateDir).Args()...),
+			Command: append([]string{control.AgentBinary}, agentSettings(k, stateDir).Args()...),
+			Locate:  agentPath,
 			User:    k.String("agent-user"),
 		},
 	}

@@ -15,8 +15,12 @@ import (
 // Launch says how to start an agent when none runs.
 type Launch struct {
 	// Command is the agent's program and arguments (for pkgtorrent-get:
-	// itself, "agent" and Settings.Args); empty: never start one.
+	// pkgtorrent-agent and Settings.Args); empty: never start one.
 	Command []string
+	// Locate, if set, returns the program to run in place of Command[0].
+	// It is called only when an agent must be started: a missing agent
+	// program does not stop a client from using an agent that runs.
+	Locate func() (string, error)
 	// User is the user the agent runs as when the caller is root
 	// (DefaultAgentUser if empty; see agentUser).
 	User string
@@ -33,6 +37,14 @@ func Connect(ctx context.Context, stateDir string, l Launch, timeout time.Durati
 	if len(l.Command) == 0 {
 		return nil, errors.New("no agent running and no command to start one")
 	}
+	argv := append([]string(nil), l.Command...)
+	if l.Locate != nil {
+		exe, err := l.Locate()
+		if err != nil {
+			return nil, fmt.Errorf("no agent running, and none to start: %w", err)
+		}
+		argv[0] = exe
+	}
 	id, err := agentUser(l.User)
 	if err != nil {
 		return nil, err
@@ -42,7 +54,7 @@ func Connect(ctx context.Context, stateDir string, l Launch, timeout time.Durati
 	}
 	// The agent opens its log itself (as the agent user): root opens
 	// nothing in a directory the agent user controls.
-	cmd := exec.Command(l.Command[0], l.Command[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: id.cred}
 	// The agent says on a pipe when its socket listens (see Ready): no
 	// polling for the socket while it starts.

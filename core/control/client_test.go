@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/user"
@@ -109,5 +110,41 @@ func BenchmarkConnectStartsAgent(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// Connect looks for the agent program only when it must start one: a
+// running agent serves a client whose agent program is missing (e.g. in
+// the middle of an upgrade), and with none running the lookup's error is
+// the one reported.
+func TestConnectLocatesOnlyToStart(t *testing.T) {
+	dir := t.TempDir()
+	missing := errors.New("no pkgtorrent-agent here")
+	located := 0
+	l := Launch{Command: []string{AgentBinary}, Locate: func() (string, error) {
+		located++
+		return "", missing
+	}}
+	if _, err := Connect(context.Background(), dir, l, 2*time.Second); !errors.Is(err, missing) {
+		t.Fatalf("no agent running: Connect = %v, want the lookup's error", err)
+	}
+	ln, err := net.Listen("unix", SocketPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	located = 0
+	c, err := Connect(context.Background(), dir, l, 2*time.Second)
+	if err != nil {
+		t.Fatalf("an agent running: %v", err)
+	}
+	c.Close()
+	if located != 0 {
+		t.Errorf("the agent program was looked up %d times with an agent running", located)
 	}
 }
