@@ -59,7 +59,7 @@ func flags() *pflag.FlagSet {
 	fs.Int64("upload-rate-limit", d.UploadRateLimit, "agent upload cap in bytes/s (0: none)")
 	fs.Int64("download-rate-limit", d.DownloadRateLimit, "agent download cap from peers in bytes/s (0: none)")
 	fs.Int64("max-disk", d.MaxDisk, "cap on the agent's seeded data in bytes; the data seeded longest ago goes first (0: none)")
-	fs.Int("max-cpus", d.MaxCPUs, "CPUs the agent runs its code on at once (0: every CPU)")
+	fs.Int("max-cpus", d.MaxCPUs, "CPUs the agent, and pkgtorrent-get itself, run their code on at once (0: every CPU)")
 	fs.String("agent-user", control.DefaultAgentUser, "user the agent runs as when pkgtorrent-get runs as root")
 	fs.Bool("direct", true, "when no peer has the batch, download its files straight from the mirror (as the package manager would) and give them to the agent to seed; off: the agent downloads every batch")
 	fs.Bool("http-fallback", true, "when the torrent fetch fails, download the files over plain HTTP from their URLs (off for callers with their own downloader)")
@@ -106,6 +106,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			json.NewEncoder(stdout).Encode(map[string]string{"error": err.Error()})
 		}
 		return 1
+	}
+	// Placing files is a read, a hash and a write per byte: one CPU keeps
+	// up with the link, as in the agent (the same setting).
+	if err := control.LimitCPUs(k.Int("max-cpus")); err != nil {
+		return fail(err)
 	}
 	if stateDir == "" {
 		return fail(fmt.Errorf("no state directory: set state-dir (neither XDG_CACHE_HOME nor HOME is set)"))

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"runtime/pprof"
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
@@ -24,11 +23,8 @@ func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		return fmt.Errorf("log-level: %w", err)
 	}
-	if s.MaxCPUs < 0 {
-		return fmt.Errorf("max-cpus: %d is negative", s.MaxCPUs)
-	}
-	if s.MaxCPUs > 0 {
-		runtime.GOMAXPROCS(s.MaxCPUs)
+	if err := control.LimitCPUs(s.MaxCPUs); err != nil {
+		return err
 	}
 	if os.Getenv("JOURNAL_STREAM") == "" {
 		logf, err := OpenLog(s.StateDir)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -43,11 +44,11 @@ type Settings struct {
 	// it, data no torrent uses goes first, then the torrents seeded longest
 	// ago are dropped and their data deleted; data of running fetches stays.
 	MaxDisk int64
-	// MaxCPUs is how many CPUs the agent runs its code on at once
-	// (GOMAXPROCS; 0: Go's default, every CPU). One by default: the agent is
-	// a background service, and one CPU hashes and moves its data faster
-	// than most links bring it, while more spend CPU on handing work between
-	// threads (see docs/bench).
+	// MaxCPUs is how many CPUs the agent, and each pkgtorrent-get, runs
+	// its code on at once (LimitCPUs; 0: Go's default, every CPU). One by
+	// default: one CPU hashes and moves the data faster than most links
+	// bring it, while more spend CPU on handing work between threads, which
+	// a busy host pays for (see docs/bench).
 	MaxCPUs int
 	// MetricsListen is a TCP address to serve Prometheus metrics on at
 	// /metrics ("": none; the metrics are also available on the socket).
@@ -155,4 +156,18 @@ func AgentPath(exe string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no agent program: neither %s nor %s is an executable file", tried[0], tried[1])
+}
+
+// LimitCPUs makes this process run its Go code on at most n CPUs at once
+// (GOMAXPROCS); 0 leaves Go's default (every CPU, or the GOMAXPROCS
+// environment variable's number). The max-cpus setting of the agent and of
+// pkgtorrent-get.
+func LimitCPUs(n int) error {
+	if n < 0 {
+		return fmt.Errorf("max-cpus: %d is negative", n)
+	}
+	if n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	return nil
 }

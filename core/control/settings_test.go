@@ -3,6 +3,7 @@ package control
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,20 @@ func TestAgentPath(t *testing.T) {
 	}
 	if p, err := AgentPath(exe); err != nil || p != filepath.Join(bin, AgentBinary) {
 		t.Errorf("beside pkgtorrent-get: %q, %v", p, err)
+	}
+}
+
+// LimitCPUs sets GOMAXPROCS; 0 leaves it; negative is an error.
+func TestLimitCPUs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	if err := LimitCPUs(0); err != nil || runtime.GOMAXPROCS(0) != 2 {
+		t.Errorf("LimitCPUs(0): %v, GOMAXPROCS %d; want nil, 2", err, runtime.GOMAXPROCS(0))
+	}
+	if err := LimitCPUs(1); err != nil || runtime.GOMAXPROCS(0) != 1 {
+		t.Errorf("LimitCPUs(1): %v, GOMAXPROCS %d; want nil, 1", err, runtime.GOMAXPROCS(0))
+	}
+	if err := LimitCPUs(-1); err == nil || !strings.Contains(err.Error(), "max-cpus") || runtime.GOMAXPROCS(0) != 1 {
+		t.Errorf("LimitCPUs(-1): %v, GOMAXPROCS %d; want an error naming max-cpus, 1", err, runtime.GOMAXPROCS(0))
 	}
 }
