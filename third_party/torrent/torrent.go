@@ -3380,6 +3380,12 @@ func (t *Torrent) deriveWebSeedHostKey(urlStr string) (ret webseedHostKeyHandle)
 }
 
 func (t *Torrent) peerIsActive(p *Peer) (active bool) {
+	// pkgtorrent patch: a connection is looked up in conns, not found by
+	// a walk over every peer (on every HAVE with RequestOnHave).
+	if pc, ok := p.TryAsPeerConn(); ok {
+		_, active = t.conns[pc]
+		return
+	}
 	t.iterPeers(func(p1 *Peer) {
 		if p1 == p {
 			active = true
