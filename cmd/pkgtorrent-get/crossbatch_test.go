@@ -116,6 +116,53 @@ func TestCrossBatchBurst(t *testing.T) {
 	}
 }
 
+// A host that fetches its batch straight from the mirror (no peer had it)
+// hands the rest to the swarm, and seeds what it has at once, when a host of
+// another batch that shares its files connects: that host connects for its
+// own batch, which the first one adopted, not for the first one's.
+func TestCrossBatchDirectYields(t *testing.T) {
+	root := t.TempDir()
+	common, own, commonBytes := crossTree(t, root, 2, 400_000, 100_000)
+	distinct := commonBytes
+	for _, n := range own {
+		distinct += int64(len(readFile(t, root, n)))
+	}
+	// The first host's direct fetch takes about 4 s.
+	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(distinct/4))
+	first, second := e2e.NewHost(t), e2e.NewHost(t)
+	b1, b2 := append([]string{own[0]}, common...), append([]string{own[1]}, common...)
+	d1, d2 := t.TempDir(), t.TempDir()
+	log := func() string {
+		b, _ := os.ReadFile(filepath.Join(first.State, "agent.log"))
+		return string(b)
+	}
+	done := make(chan e2e.Result, 1)
+	go func() {
+		done <- first.Get(batchList(t, svc, root, d1, b1), "--service", svc.url, "--http-fallback=false", "--batch", "-")
+	}()
+	testkit.WaitFor(t, "the first host's direct fetch", 30*time.Second, func() bool {
+		return strings.Contains(log(), "msg=\"direct fetch\"")
+	})
+	r2 := second.Get(batchList(t, svc, root, d2, b2), "--service", svc.url, "--http-fallback=false", "--peer-grace", "3s", "--batch", "-")
+	r1 := <-done
+	for i, r := range []e2e.Result{r1, r2} {
+		if r.Code != 0 {
+			t.Fatalf("host %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+		t.Logf("host %d: %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
+	}
+	sameFiles(t, root, d1, b1)
+	sameFiles(t, root, d2, b2)
+	if !strings.Contains(log(), "direct fetch: peers arrived") {
+		t.Error("the direct fetch did not hand over to the swarm when a host of another batch connected")
+	}
+	origin := int64(svc.stats(t)["file_bytes_sent"])
+	t.Logf("distinct %d bytes: origin sent %d (%.2fx)", distinct, origin, float64(origin)/float64(distinct))
+	if origin > distinct*13/10 {
+		t.Errorf("origin sent %d bytes, more than 1.3x the %d distinct", origin, distinct)
+	}
+}
+
 func readFile(t *testing.T, root, n string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, n))

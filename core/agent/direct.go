@@ -162,11 +162,38 @@ func (a *Agent) isSelf(p netip.AddrPort, port int) bool {
 	return false
 }
 
+// peered reports whether a peer is connected for e's torrent or for
+// another torrent holding one of its files (keys, e's): hosts fetching
+// other batches that share files with e (see crossbatch.go) connect for
+// their own batches, which this agent adopted.
+func (a *Agent) peered(e *entry, keys []store.SpanKey) bool {
+	if len(e.t.PeerConns()) > 0 {
+		return true
+	}
+	a.mu.Lock()
+	others := map[*entry]struct{}{}
+	for _, k := range keys {
+		for o := range a.holders[k.Key] {
+			if o != e {
+				others[o] = struct{}{}
+			}
+		}
+	}
+	a.mu.Unlock()
+	for o := range others {
+		if len(o.t.PeerConns()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // direct takes the files the client of a direct fetch sends (add told it
 // to download them) until it hangs up, or asks the agent to fetch the rest
-// (more). Once a peer connects for the torrent, the agent tells the client
-// so ("swarm"): in a burst, the hosts share the origin's work only when
-// each fetches through the swarm.
+// (more). Once a peer connects for the torrent, or for another batch that
+// shares files with it, the agent tells the client so ("swarm"): in a
+// burst, the hosts share the origin's work only when each fetches through
+// the swarm.
 func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 	a.log.Info("direct fetch", "torrent", e.t.InfoHash().HexString(), "files", len(e.files))
 	fr, err := cl.files()
@@ -174,6 +201,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 		return false, err
 	}
 	defer fr.Close()
+	keys := e.layout.Keys()
 	end := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
@@ -191,7 +219,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 				cl.send(control.Reply{Type: "swarm"})
 				return
 			case <-tick.C:
-				if len(e.t.PeerConns()) > 0 {
+				if a.peered(e, keys) {
 					a.log.Info("direct fetch: peers arrived", "torrent", e.t.InfoHash().HexString())
 					cl.send(control.Reply{Type: "swarm"})
 					return
@@ -221,7 +249,7 @@ func (a *Agent) direct(e *entry, cl client) (more bool, err error) {
 	next := func() (job, bool) {
 		for {
 			mu.Lock()
-			if len(queue) > 0 && (eof || len(queue) > maxDeferred || len(e.t.PeerConns()) > 0) {
+			if len(queue) > 0 && (eof || len(queue) > maxDeferred || a.peered(e, keys)) {
 				j := queue[0]
 				queue = queue[1:]
 				mu.Unlock()
