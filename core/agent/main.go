@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 
 	"github.com/pkgtorrent/pkgtorrent/core/control"
 )
@@ -34,13 +33,7 @@ func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 		defer logf.Close()
 		stderr = logf
 	}
-	if prefix := os.Getenv("PKGTORRENT_CPUPROFILE"); prefix != "" {
-		// A CPU profile of the agent for pprof, written when it exits
-		// (for the benchmark; not a setting).
-		if f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
+	defer control.ProfileCPU()()
 	err := Run(ctx, Config{
 		Settings: s,
 		Logger:   slog.New(slog.NewTextHandler(BestEffort(stderr), &slog.HandlerOptions{Level: level})),

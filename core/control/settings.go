@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -170,4 +171,24 @@ func LimitCPUs(n int) error {
 		runtime.GOMAXPROCS(n)
 	}
 	return nil
+}
+
+// ProfileCPU starts a CPU profile of this process for pprof when the
+// environment names a file prefix in PKGTORRENT_CPUPROFILE (for the
+// benchmark; not a setting): the profile goes to prefix.<pid>, written by
+// the stop function it returns (a no-op otherwise).
+func ProfileCPU() (stop func()) {
+	prefix := os.Getenv("PKGTORRENT_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid()))
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
