@@ -143,6 +143,74 @@ type dataFile struct {
 	mu       sync.Mutex
 	complete []bool // per piece of the file; valid while gen is b.gen
 	gen      uint64
+
+	writes pieceWrites // the engine's writes, for hashing on arrival
+}
+
+// pieceWrites follows the writes to a data file's pieces, so that a piece
+// the engine wrote whole can be hashed from the bytes it wrote instead of
+// read back (piece.SelfHash): such a sum stands only while no other write
+// touched the piece since (two torrents holding the content may fetch a
+// piece at once).
+type pieceWrites struct {
+	mu       sync.Mutex
+	gen      []uint64 // per piece: bumped when a write to it starts
+	inflight []int32  // per piece: writes under way
+	sums     map[int]arrivedSum
+}
+
+// arrivedSum is the hash of a piece as written by the write of generation
+// gen.
+type arrivedSum struct {
+	sum [20]byte
+	gen uint64
+}
+
+// start records a write to the pieces [from, to) and returns the first
+// one's new generation, and whether no other write to it was under way.
+func (w *pieceWrites) start(from, to, pieces int) (gen uint64, alone bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen == nil {
+		w.gen, w.inflight = make([]uint64, pieces), make([]int32, pieces)
+	}
+	alone = w.inflight[from] == 0
+	for i := from; i < to; i++ {
+		w.gen[i]++
+		w.inflight[i]++
+	}
+	return w.gen[from], alone
+}
+
+// end records the end of a write started with start; when sum is not nil,
+// the write covered piece from whole, and no other write to it started
+// meanwhile or was under way (alone), sum stands for that piece.
+func (w *pieceWrites) end(from, to int, gen uint64, alone bool, sum *[20]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := from; i < to; i++ {
+		w.inflight[i]--
+	}
+	if sum != nil && alone && w.gen[from] == gen {
+		if w.sums == nil {
+			w.sums = map[int]arrivedSum{}
+		}
+		w.sums[from] = arrivedSum{*sum, gen}
+		return
+	}
+	delete(w.sums, from)
+}
+
+// take returns, once, the sum of piece i as last written, if it stands.
+func (w *pieceWrites) take(i int) ([20]byte, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.sums[i]
+	if !ok {
+		return [20]byte{}, false
+	}
+	delete(w.sums, i)
+	return a.sum, a.gen == w.gen[i] && w.inflight[i] == 0
 }
 
 type stamp struct {
@@ -525,16 +593,38 @@ func (p *piece) WriteTo(w io.Writer) (int64, error) {
 	return int64(written + pad), err
 }
 
+// WriteAt writes the file's bytes of b, the piece's from off on. A write
+// of the whole piece (the engine's chunks are pieces) is hashed as it
+// goes to the disk, for SelfHash.
 func (p *piece) WriteAt(b []byte, off int64) (int, error) {
 	start, n := p.span()
 	if off >= n {
 		return len(b), nil // padding: never stored
 	}
 	m := min(int64(len(b)), n-off)
-	if err := p.df.writeAt(b[:m], start+off); err != nil {
+	var sum *[20]byte
+	if off == 0 && m == n && (p.length == n || p.length == torrentfile.PieceLength) {
+		s := torrentfile.PieceHash(b[:m], p.length == n)
+		sum = &s
+	}
+	if err := p.df.write(b[:m], start+off, sum); err != nil {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// SelfHash returns the piece's SHA-1 (storage.SelfHashing: how the engine
+// hashes it): from the bytes the engine wrote when it wrote the piece
+// whole and nothing has written it since, else read back.
+func (p *piece) SelfHash() (metainfo.Hash, error) {
+	if sum, ok := p.df.writes.take(p.idx); ok {
+		return sum, nil
+	}
+	h := sha1.New()
+	if _, err := p.WriteTo(h); err != nil {
+		return metainfo.Hash{}, err
+	}
+	return metainfo.Hash(h.Sum(nil)), nil
 }
 
 func (p *piece) MarkComplete() error    { return p.df.mark(p.idx, true) }
@@ -607,6 +697,28 @@ func (b *backing) writeIndex() error {
 // until then a changed stamp is not taken for someone else's write. A data
 // file removed behind our back is written anew (second attempt).
 func (df *dataFile) writeAt(p []byte, off int64) error {
+	return df.write(p, off, nil)
+}
+
+// write is writeAt; when sum is not nil, p is the whole of the piece at
+// off, whose hash it is, and the sum stands for that piece while no other
+// write touches it (see pieceWrites).
+func (df *dataFile) write(p []byte, off int64, sum *[20]byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	from := int(off / torrentfile.PieceLength)
+	to := int((off + int64(len(p)) + torrentfile.PieceLength - 1) / torrentfile.PieceLength)
+	gen, alone := df.writes.start(from, to, df.pieces)
+	err := df.writeData(p, off)
+	if err != nil {
+		sum = nil
+	}
+	df.writes.end(from, to, gen, alone, sum)
+	return err
+}
+
+func (df *dataFile) writeData(p []byte, off int64) error {
 	df.changes.Add(1)
 	b := df.b
 	for range 2 {

@@ -772,3 +772,118 @@ func BenchmarkWriteNewFiles(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// selfHash is how the engine hashes a piece of this store.
+func selfHash(t *testing.T, pi storage.PieceImpl, i int) [20]byte {
+	t.Helper()
+	sh, ok := pi.(storage.SelfHashing)
+	if !ok {
+		t.Fatal("pieces do not hash themselves")
+	}
+	sum, err := sh.SelfHash()
+	if err != nil {
+		t.Fatalf("piece %d SelfHash: %v", i, err)
+	}
+	return sum
+}
+
+// A piece the engine writes whole is hashed from the bytes it wrote, not
+// read back; any other write to it since (a part, another torrent's, an
+// import) makes it read back.
+func TestSelfHash(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	b := newBatch(t,
+		file("a/one.rpm", pl+123, 1),
+		file("b/two.rpm", 2*pl-1, 2),
+		file("c/three.rpm", 777, 3), // last: its piece is unpadded
+	)
+	ti := open(t, s, b)
+	want := func(i int) [20]byte { return [20]byte(b.info.Pieces[20*i : 20*i+20]) }
+	whole := func(i int, data []byte) {
+		t.Helper()
+		pi, _ := b.piece(ti, i)
+		if n, err := pi.WriteAt(data, 0); err != nil || n != len(data) {
+			t.Fatalf("piece %d WriteAt = %d, %v", i, n, err)
+		}
+	}
+	for i := 0; i < b.info.NumPieces(); i++ {
+		_, p := b.piece(ti, i)
+		// Garbage in the pads, as a peer may send.
+		whole(i, b.stream[p.Offset():p.Offset()+p.Length()])
+	}
+	// The data on disk changed behind the store's back: the sums are those
+	// of the bytes the engine wrote.
+	d := b.data(t, s, "a/one.rpm")
+	f, err := os.OpenFile(d.Path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("changed"), d.Offset); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for i := 0; i < b.info.NumPieces(); i++ {
+		pi, _ := b.piece(ti, i)
+		if got := selfHash(t, pi, i); got != want(i) {
+			t.Errorf("piece %d: sum %x, want the torrent's %x", i, got, want(i))
+		}
+	}
+	// Taken once: the next hash reads the piece back.
+	pi0, _ := b.piece(ti, 0)
+	if got := selfHash(t, pi0, 0); got == want(0) {
+		t.Error("piece 0 hashed again from its arrival: the change on disk went unseen")
+	}
+
+	// A piece written whole, then in part: read back.
+	_, p := b.piece(ti, 1)
+	good := b.clean[p.Offset() : p.Offset()+p.Length()]
+	bad := bytes.Clone(good)
+	bad[0] ^= 1
+	whole(1, bad)
+	pi1, _ := b.piece(ti, 1)
+	if _, err := pi1.WriteAt(good[:10], 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := selfHash(t, pi1, 1); got != want(1) {
+		t.Errorf("piece 1 rewritten in part: sum %x, want the torrent's %x (read back)", got, want(1))
+	}
+	// A bad piece written whole fails.
+	whole(1, bad)
+	if got := selfHash(t, pi1, 1); got == want(1) {
+		t.Error("piece 1 written with a wrong byte hashed as good")
+	}
+}
+
+// Two writes of one piece that overlap in time (two torrents holding the
+// content fetch it at once): neither one's sum stands, whichever ends last.
+func TestPieceWritesOverlap(t *testing.T) {
+	var w pieceWrites
+	sum := [20]byte{1}
+	g, alone := w.start(0, 1, 3)
+	w.end(0, 1, g, alone, &sum)
+	if got, ok := w.take(0); !ok || got != sum {
+		t.Errorf("a write alone: take = %x, %v", got, ok)
+	}
+	for _, lastEnds := range []string{"first", "second"} {
+		g1, a1 := w.start(0, 1, 3)
+		g2, a2 := w.start(0, 1, 3)
+		if lastEnds == "first" {
+			w.end(0, 1, g2, a2, &sum)
+			w.end(0, 1, g1, a1, &sum)
+		} else {
+			w.end(0, 1, g1, a1, &sum)
+			w.end(0, 1, g2, a2, &sum)
+		}
+		if _, ok := w.take(0); ok {
+			t.Errorf("overlapping writes, the %s started ends last: a sum stands", lastEnds)
+		}
+	}
+	// A write of a range that covers the piece (an import) voids its sum.
+	g, alone = w.start(1, 2, 3)
+	w.end(1, 2, g, alone, &sum)
+	g, alone = w.start(0, 3, 3)
+	w.end(0, 3, g, alone, nil)
+	if _, ok := w.take(1); ok {
+		t.Error("a sum stands after an import rewrote the piece")
+	}
+}

@@ -578,6 +578,11 @@ func (p *Peer) decPeakRequests() {
 // Records the hash of a block followed by zeros padding bytes, without copying them together
 // (pkgtorrent patch: zeros is 0 for a block not trimmed at a pad file).
 func (p *Peer) recordBlockForSmartBan(req RequestIndex, blockData []byte, zeros int) {
+	// A piece of one chunk has one sender: when it fails its hash, pieceHashed bans that sender
+	// without a record to compare (pkgtorrent patch).
+	if p.t.chunksPerRegularPiece() <= 1 {
+		return
+	}
 	if p.bannableAddr.Ok {
 		p.t.smartBanCache.RecordBlockHash(p.bannableAddr.Value, req, p.t.smartBanHash(blockData, zeros))
 	}
