@@ -43,7 +43,8 @@ func crossTree(t *testing.T, root string, hosts int, commonSize, ownSize int) (c
 
 // A host whose batch shares files with the batch another host seeds gets
 // those files from that host, though the two batches are different
-// torrents: at most 10% of the shared bytes from the webseed.
+// torrents: at most 10% of the shared bytes from the webseed; its own
+// file comes from the webseed at once.
 func TestCrossBatchLateArrival(t *testing.T) {
 	root := t.TempDir()
 	common, own, commonBytes := crossTree(t, root, 2, 1_000_000, 300_000)
@@ -66,6 +67,12 @@ func TestCrossBatchLateArrival(t *testing.T) {
 	ownBytes := r.Bytes - commonBytes
 	if shared := r.BytesFromWebseed - ownBytes; shared > commonBytes/10 {
 		t.Errorf("about %d shared bytes came from the webseed, more than 10%% of %d", shared, commonBytes)
+	}
+	// Its own file, which no peer's batch holds, came from the webseed
+	// as soon as the peers delivered, not after a peer grace without
+	// delivery.
+	if b, _ := os.ReadFile(filepath.Join(second.State, "agent.log")); !strings.Contains(string(b), `reason="files no other batch holds"`) {
+		t.Errorf("the webseeds did not join for the file no other batch holds; agent log:\n%s", b)
 	}
 }
 

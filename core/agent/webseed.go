@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -64,6 +65,10 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 		}()
 	}
 	leave := rule.leave
+	// The pieces of e's files that other batches of this agent hold (see
+	// othersHold), left to the peers while the webseeds fetch only the
+	// rest (nil: not so).
+	var others *atomic.Pointer[[]bool]
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -84,9 +89,32 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				return
 			}
 			st := e.t.ConnStats()
-			rule.observe(now, st.PeerConns.BytesReadUsefulData.Int64(), e.t.PeersHaveWantedPieces())
+			peerBytes := st.PeerConns.BytesReadUsefulData.Int64()
+			rule.observe(now, peerBytes, e.t.PeersHaveWantedPieces())
 			if rule.join {
 				a.addWebseeds(e, "peers delivered nothing")
+				if others != nil {
+					e.t.SetWebseedsLeave(nil)
+					others = nil
+				}
+			} else if peerBytes > 0 {
+				// The peers are up and deliver (they have told what they
+				// have). Files the batches of other hosts connected here do
+				// not hold come from no peer: the webseeds fetch those at
+				// once, and leave the rest to the peers until the rule says
+				// join.
+				held, unique := a.othersHold(e)
+				if others == nil && unique {
+					others = &atomic.Pointer[[]bool]{}
+					others.Store(&held)
+					e.t.SetWebseedsLeave(func(i int) bool {
+						h := *others.Load()
+						return i < len(h) && h[i]
+					})
+					a.addWebseeds(e, "files no other batch holds")
+				} else if others != nil {
+					others.Store(&held)
+				}
 			}
 			if rule.leave != leave {
 				leave = rule.leave
@@ -95,6 +123,47 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			}
 		}
 	}
+}
+
+// othersHold returns, per piece of e, whether another torrent of this agent
+// holds its file (the batch of a host connected here, adopted, or another
+// fetch of this host), and whether a file of e that no other torrent holds
+// is not complete: only the webseeds will bring it.
+func (a *Agent) othersHold(e *entry) (held []bool, unique bool) {
+	keys := e.layout.Keys()
+	held = make([]bool, e.t.NumPieces())
+	a.mu.Lock()
+	shared := make([]bool, len(keys))
+	for j, k := range keys {
+		for o := range a.holders[k.Key] {
+			if o != e {
+				shared[j] = true
+				break
+			}
+		}
+	}
+	a.mu.Unlock()
+	for j, k := range keys {
+		end := len(held)
+		if j+1 < len(keys) {
+			end = keys[j+1].FirstPiece
+		}
+		if shared[j] {
+			for i := k.FirstPiece; i < end && i < len(held); i++ {
+				held[i] = true
+			}
+			continue
+		}
+		if !unique {
+			for i := k.FirstPiece; i < end && i < len(held); i++ {
+				if !e.t.Piece(i).State().Complete {
+					unique = true
+					break
+				}
+			}
+		}
+	}
+	return held, unique
 }
 
 // swarmUnreachable reports whether none of the peers the first of e's

@@ -191,6 +191,8 @@ type Torrent struct {
 	webseedsLeavePeerPieces bool
 	// Only the pieces a peer conn is fetching (SetWebseedsLeaveOnlyRequestedPeerPieces).
 	webseedsLeaveOnlyRequested bool
+	// Pieces the webseeds leave alone whatever else holds (SetWebseedsLeave).
+	webseedsLeave func(pieceIndex) bool
 
 	// Last active PeerConn request for each chunk.
 	requestState map[RequestIndex]requestState

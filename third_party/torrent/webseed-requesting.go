@@ -645,12 +645,25 @@ func (t *Torrent) SetWebseedsLeaveOnlyRequestedPeerPieces(on bool) {
 	t.cl.scheduleImmediateWebseedRequestUpdate("Torrent.SetWebseedsLeaveOnlyRequestedPeerPieces")
 }
 
+// SetWebseedsLeave makes the torrent's webseeds leave alone the pieces for which leave reports true,
+// whatever else holds (pkgtorrent patch; nil: none): e.g. the pieces of files hosts of other batches
+// will bring. leave is called with the Client lock held and must not call into the Client.
+func (t *Torrent) SetWebseedsLeave(leave func(piece int) bool) {
+	t.cl.lock()
+	defer t.cl.unlock()
+	t.webseedsLeave = leave
+	t.cl.scheduleImmediateWebseedRequestUpdate("Torrent.SetWebseedsLeave")
+}
+
 // leavePieceToPeers reports whether the webseeds leave piece i to the peers: the torrent says so and a
 // connected peer has it (every webseed counts once in a piece's availability), and, if the torrent
 // leaves only requested pieces, a peer connection is fetching it.
 // Whatever no connected peer has, it leaves to the owner of the piece's slice (see
 // ClientConfig.WebseedSliceOwnerGrace).
 func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
+	if t.webseedsLeave != nil && t.webseedsLeave(i) {
+		return true
+	}
 	if !t.webseedsLeavePeerPieces {
 		return false
 	}
