@@ -103,7 +103,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				// not hold come from no peer: the webseeds fetch those at
 				// once, and leave the rest to the peers until the rule says
 				// join.
-				held, unique := a.othersHold(e)
+				held, unique := a.othersHold(e, others == nil)
 				if others == nil && unique {
 					others = &atomic.Pointer[[]bool]{}
 					others.Store(&held)
@@ -127,9 +127,9 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 
 // othersHold returns, per piece of e, whether another torrent of this agent
 // holds its file (the batch of a host connected here, adopted, or another
-// fetch of this host), and whether a file of e that no other torrent holds
-// is not complete: only the webseeds will bring it.
-func (a *Agent) othersHold(e *entry) (held []bool, unique bool) {
+// fetch of this host), and, when asked (check), whether a file of e that
+// no other torrent holds is not complete: only the webseeds will bring it.
+func (a *Agent) othersHold(e *entry, check bool) (held []bool, unique bool) {
 	keys := e.layout.Keys()
 	held = make([]bool, e.t.NumPieces())
 	a.mu.Lock()
@@ -154,7 +154,7 @@ func (a *Agent) othersHold(e *entry) (held []bool, unique bool) {
 			}
 			continue
 		}
-		if !unique {
+		if check && !unique {
 			for i := k.FirstPiece; i < end && i < len(held); i++ {
 				if !e.t.Piece(i).State().Complete {
 					unique = true
