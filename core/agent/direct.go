@@ -170,22 +170,30 @@ func (a *Agent) peered(e *entry, keys []store.SpanKey) bool {
 	if len(e.t.PeerConns()) > 0 {
 		return true
 	}
-	a.mu.Lock()
-	others := map[*entry]struct{}{}
-	for _, k := range keys {
-		for o := range a.holders[k.Key] {
-			if o != e {
-				others[o] = struct{}{}
-			}
-		}
-	}
-	a.mu.Unlock()
+	others, _ := a.otherHolders(e, keys)
 	for o := range others {
 		if len(o.t.PeerConns()) > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// otherHolders returns the torrents of this agent other than e that hold
+// one of e's files (keys, e's), and per file whether one does.
+func (a *Agent) otherHolders(e *entry, keys []store.SpanKey) (others map[*entry]struct{}, shared []bool) {
+	others, shared = map[*entry]struct{}{}, make([]bool, len(keys))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for j, k := range keys {
+		for o := range a.holders[k.Key] {
+			if o != e {
+				others[o] = struct{}{}
+				shared[j] = true
+			}
+		}
+	}
+	return others, shared
 }
 
 // direct takes the files the client of a direct fetch sends (add told it

@@ -132,17 +132,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 func (a *Agent) othersHold(e *entry, check bool) (held []bool, unique bool) {
 	keys := e.layout.Keys()
 	held = make([]bool, e.t.NumPieces())
-	a.mu.Lock()
-	shared := make([]bool, len(keys))
-	for j, k := range keys {
-		for o := range a.holders[k.Key] {
-			if o != e {
-				shared[j] = true
-				break
-			}
-		}
-	}
-	a.mu.Unlock()
+	_, shared := a.otherHolders(e, keys)
 	for j, k := range keys {
 		end := len(held)
 		if j+1 < len(keys) {
