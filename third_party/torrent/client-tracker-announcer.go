@@ -55,7 +55,17 @@ type regularTrackerAnnounceDispatcher struct {
 
 	timer                      mytimer.Timer
 	pendingTorrentInputUpdates map[*Torrent]struct{}
+	// When step last applied pending torrent input updates (pkgtorrent
+	// patch): the next pass waits inputUpdateSpacing after it.
+	lastInputUpdates time.Time
 }
+
+// inputUpdateSpacing is the least time between two passes over pending
+// torrent input updates (pkgtorrent patch). Every piece a torrent completes
+// pends one (its pending pieces changed), and each pass rewrote the
+// torrent's announce rows and rescanned the overdue ones: in a burst, a
+// pass per piece. Announces they cause wait up to this long.
+const inputUpdateSpacing = 50 * time.Millisecond
 
 type announceDataRow = indexed.Pair[torrentTrackerAnnouncerKey, nextAnnounceInput]
 
@@ -424,6 +434,7 @@ func (me *regularTrackerAnnounceDispatcher) timerFunc() mytimer.TimeValue {
 func (me *regularTrackerAnnounceDispatcher) step() mytimer.TimeValue {
 	if len(me.pendingTorrentInputUpdates) != 0 {
 		started := time.Now()
+		me.lastInputUpdates = started
 		inputs := len(me.pendingTorrentInputUpdates)
 		for t := range me.pendingTorrentInputUpdates {
 			me.updateTorrentInput(t)
@@ -589,6 +600,9 @@ func (me *regularTrackerAnnounceDispatcher) updateTorrentInput(t *Torrent) {
 
 func (me *regularTrackerAnnounceDispatcher) nextTimerDelay() mytimer.TimeValue {
 	if len(me.pendingTorrentInputUpdates) != 0 {
+		if next := me.lastInputUpdates.Add(inputUpdateSpacing); time.Now().Before(next) {
+			return mytimer.FromTime(next)
+		}
 		return mytimer.Immediate()
 	}
 	next := me.getNextAnnounce()

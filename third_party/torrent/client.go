@@ -98,6 +98,10 @@ type Client struct {
 	// Piece request orderings grouped by storage. Value is value type because all fields are
 	// references.
 	pieceRequestOrder map[clientPieceRequestOrderKeySumType]clientPieceRequestOrderValue
+	// Torrents with pieces whose availability changed since their place in
+	// the piece request order was last updated (pkgtorrent patch,
+	// torrent-piece-request-order.go).
+	availabilityDirty map[*Torrent]struct{}
 
 	acceptLimiter map[ipStr]int
 	numHalfOpen   int
@@ -1400,7 +1404,7 @@ func (pc *PeerConn) sendInitialMessages() {
 		if pc.fastEnabled() {
 			if t.haveAllPieces() {
 				pc.write(pp.Message{Type: pp.HaveAll})
-				pc.sentHaves.AddRange(0, uint64(pc.t.NumPieces()))
+				pc.sentHaves.AddRange(pc.t.NumPieces())
 				return
 			} else if !t.haveAnyPieces() {
 				pc.write(pp.Message{Type: pp.HaveNone})

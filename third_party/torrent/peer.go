@@ -244,6 +244,11 @@ func (p *Peer) Close() error {
 // Peer definitely has a piece, for purposes of requesting. So it's not sufficient that we think
 // they do (known=true).
 func (cn *Peer) peerHasPiece(piece pieceIndex) bool {
+	// A connection's plain bitmap (pkgtorrent patch, piece-bits.go): a
+	// peer that has every piece either sent HAVE ALL or has each bit set.
+	if pc, ok := cn.peerImpl.(*PeerConn); ok {
+		return pc.peerSentHaveAll || pc.peerPieceBits.Contains(piece)
+	}
 	if all, known := cn.peerHasAllPieces(); all && known {
 		return true
 	}

@@ -51,7 +51,7 @@ type PeerConn struct {
 
 	// Indexed by metadata piece, set to true if posted and pending a response.
 	metadataRequests []bool
-	sentHaves        typedRoaring.Bitmap[pieceIndex]
+	sentHaves        pieceBits
 	// Chunks that we might reasonably expect to receive from the peer. Due to latency, buffering,
 	// and implementation differences, we may receive chunks that are no longer in the set of
 	// requests actually want. This could use a roaring.BSI if the memory use becomes noticeable.
@@ -104,6 +104,9 @@ type PeerConn struct {
 
 	// The pieces the peer has claimed to have.
 	_peerPieces typedRoaring.Bitmap[pieceIndex]
+	// The same pieces as a plain bitmap, for peerHasPiece (pkgtorrent patch,
+	// piece-bits.go): every change to _peerPieces changes it too.
+	peerPieceBits pieceBits
 	// The peer has everything. This can occur due to a special message, when
 	// we may not even know the number of pieces in the torrent yet.
 	peerSentHaveAll bool
@@ -216,7 +219,7 @@ func (cn *PeerConn) peerHasAllPieces() (all, known bool) {
 	if !cn.t.haveInfo() {
 		return false, false
 	}
-	return cn._peerPieces.GetCardinality() == uint64(cn.t.numPieces()), true
+	return cn.peerPieceBits.n == cn.t.numPieces(), true
 }
 
 func (cn *PeerConn) onGotInfo(info *metainfo.Info) {
@@ -227,6 +230,7 @@ func (cn *PeerConn) onGotInfo(info *metainfo.Info) {
 // receiving badly sized BITFIELD, or invalid HAVE messages.
 func (cn *PeerConn) setNumPieces(num pieceIndex) {
 	cn._peerPieces.RemoveRange(uint64(num), roaring.MaxRange)
+	cn.peerPieceBits.RemoveFrom(num)
 	cn.peerPiecesChanged()
 }
 
@@ -468,7 +472,7 @@ func (cn *PeerConn) postBitfield() {
 		Type:     pp.Bitfield,
 		Bitfield: cn.t.bitfield(),
 	})
-	cn.sentHaves = cn.t._completedPieces.Clone()
+	cn.sentHaves.SetFrom(&cn.t._completedPieces.Bitmap)
 }
 
 // sendAllowedFastSet computes the BEP 6 Allowed Fast Set for the remote peer
@@ -523,6 +527,7 @@ func (cn *PeerConn) peerSentHave(piece pieceIndex) error {
 		cn.t.incPieceAvailability(piece)
 	}
 	cn._peerPieces.Add(piece)
+	cn.peerPieceBits.Add(piece)
 	cn.lastPieceNews = time.Now()
 	// Requested directly when the connection can take it (pkgtorrent patch, have-requests.go).
 	if cn.t.wantPieceIndex(piece) && !cn.requestPieceOnHave(piece) {
@@ -581,6 +586,7 @@ func (cn *PeerConn) peerSentBitfield(bf []bool) error {
 	// Apply the changes. If we had everything previously, this should be empty, so xor is the same
 	// as or.
 	cn._peerPieces.Xor(&bm)
+	cn.peerPieceBits.SetFrom(&cn._peerPieces.Bitmap)
 	if shouldUpdateRequests {
 		cn.onNeedUpdateRequests("bitfield")
 	}
@@ -600,6 +606,7 @@ func (cn *PeerConn) onPeerHasAllPiecesNoTriggers() {
 	t.addConnWithAllPieces(&cn.Peer)
 	cn.peerSentHaveAll = true
 	cn._peerPieces.Clear()
+	cn.peerPieceBits.Clear()
 }
 
 func (cn *PeerConn) onPeerHasAllPieces() {
@@ -624,6 +631,7 @@ func (cn *PeerConn) peerSentHaveNone() error {
 		cn.t.decPeerPieceAvailability(&cn.Peer)
 	}
 	cn._peerPieces.Clear()
+	cn.peerPieceBits.Clear()
 	cn.peerSentHaveAll = false
 	cn.peerPiecesChanged()
 	return nil

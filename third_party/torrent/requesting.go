@@ -218,6 +218,7 @@ type desiredRequestState struct {
 }
 
 func (cl *Client) getRequestablePieces(key clientPieceRequestOrderKeySumType, include func(metainfo.Hash, int) bool, f requestStrategy.RequestPieceFunc) {
+	cl.updateAvailabilityOrder()
 	input := key.getRequestStrategyInput(cl)
 	order := cl.pieceRequestOrder[key].pieces
 	requestStrategy.GetRequestablePieces(input, order, include, f)

@@ -40,10 +40,44 @@ func (t *Torrent) clientPieceRequestOrderKey() clientPieceRequestOrderKeySumType
 	return clientPieceRequestOrderSharedStorageTorrentKey{t.storage.Capacity}
 }
 
+// availabilityChanged notes that piece i's availability changed (pkgtorrent
+// patch). Its place in the piece request order, which sorts by
+// availability, is updated before the order is next read
+// (Client.updateAvailabilityOrder), not at once: in a burst every peer sends
+// a HAVE for every piece, each one moved the piece in the order's btree, and
+// between two reads of the order a piece gets several.
+func (t *Torrent) availabilityChanged(i pieceIndex) {
+	if t.storage == nil {
+		return
+	}
+	if t.availabilityDirty.IsEmpty() {
+		g.MakeMapIfNil(&t.cl.availabilityDirty)
+		t.cl.availabilityDirty[t] = struct{}{}
+	}
+	t.availabilityDirty.Add(i)
+}
+
+// updateAvailabilityOrder brings the piece request order up to date with
+// the availability changes availabilityChanged noted. Every reader of the
+// order calls it first.
+func (cl *Client) updateAvailabilityOrder() {
+	for t := range cl.availabilityDirty {
+		if !t.closed.IsSet() && t.storage != nil {
+			t.availabilityDirty.Each(func(i pieceIndex) {
+				t.updatePieceRequestOrderPiece(i)
+			})
+		}
+		t.availabilityDirty.Clear()
+	}
+	clear(cl.availabilityDirty)
+}
+
 func (t *Torrent) deletePieceRequestOrder() {
 	if t.storage == nil {
 		return
 	}
+	t.availabilityDirty.Clear()
+	delete(t.cl.availabilityDirty, t)
 	cpro := t.cl.pieceRequestOrder
 	key := t.clientPieceRequestOrderKey()
 	pro, ok := cpro[key]
@@ -118,6 +152,7 @@ func (t *Torrent) assertPendingPiecesMatchRequestOrder() {
 		// Not set up yet: v2 piece layers are applied while the info is still being set.
 		return
 	}
+	t.cl.updateAvailabilityOrder()
 	short := *t.canonicalShortInfohash()
 	var proBitmap roaring.Bitmap
 	for item := range pro.Iter {

@@ -74,6 +74,13 @@ type Torrent struct {
 	cl     *Client
 	logger log.Logger
 
+	// The handle of the info hash in piece request order keys
+	// (pieceRequestOrderKey).
+	pieceOrderIH g.Option[unique.Handle[metainfo.Hash]]
+	// Pieces whose availability changed since their place in the piece
+	// request order was last updated (availabilityChanged).
+	availabilityDirty pieceBits
+
 	baseSlogger        *slog.Logger          // Without dynamic group attrs
 	_slogger           *slog.Logger          // With the latest group attrs
 	_slogGroup         slog.Attr             // The slog group for merging into other loggers.
@@ -274,14 +281,14 @@ func (t *Torrent) decPieceAvailability(i pieceIndex) {
 		panic(p.relativeAvailability)
 	}
 	p.relativeAvailability--
-	t.updatePieceRequestOrderPiece(i)
+	t.availabilityChanged(i)
 }
 
 func (t *Torrent) incPieceAvailability(i pieceIndex) {
 	// If we don't have the info, this should be reconciled when we do.
 	if t.haveInfo() {
 		t.pieces[i].relativeAvailability++
-		t.updatePieceRequestOrderPiece(i)
+		t.availabilityChanged(i)
 	}
 }
 
@@ -574,8 +581,15 @@ func (t *Torrent) setInfo(info *metainfo.Info) error {
 }
 
 func (t *Torrent) pieceRequestOrderKey(i int) request_strategy.PieceRequestOrderKey {
+	// The handle is made once per info hash (pkgtorrent patch): unique.Make
+	// looks the value up in a concurrent map, and a key is made for every
+	// HAVE a peer sends.
+	ih := *t.canonicalShortInfohash()
+	if !t.pieceOrderIH.Ok || t.pieceOrderIH.Value.Value() != ih {
+		t.pieceOrderIH.Set(unique.Make(ih))
+	}
 	return request_strategy.PieceRequestOrderKey{
-		InfoHash: unique.Make(*t.canonicalShortInfohash()),
+		InfoHash: t.pieceOrderIH.Value,
 		Index:    i,
 	}
 }
@@ -727,6 +741,13 @@ func (t *Torrent) hashInfoBytes(b []byte, info *metainfo.Info) error {
 
 // Called when metadata for a torrent becomes available.
 func (t *Torrent) setInfoBytesLocked(b []byte, pieceLayers map[string]string) (err error) {
+	// The info this torrent has already (pkgtorrent patch): AddTorrentSpec
+	// sets the spec's info bytes when it adds the torrent, then again in
+	// MergeSpec, which unmarshalled and hashed them a second time.
+	if t.info != nil && bytes.Equal(b, t.metadataBytes) {
+		t.metadataCompletedChunks = nil
+		return nil
+	}
 	var info metainfo.Info
 	err = bencode.Unmarshal(b, &info)
 	if err != nil {

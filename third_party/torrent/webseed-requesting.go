@@ -408,6 +408,7 @@ func (me webseedRequestOrderValue) String() string {
 // Yields possible webseed requests by piece. Caller should filter and prioritize these.
 func (cl *Client) iterPossibleWebseedRequests() iter.Seq2[webseedUniqueRequestKey, aprioriMapValue] {
 	return func(yield func(webseedUniqueRequestKey, aprioriMapValue) bool) {
+		cl.updateAvailabilityOrder()
 		for key, value := range cl.pieceRequestOrder {
 			input := key.getRequestStrategyInput(cl)
 			if !requestStrategy.GetRequestablePieces(
