@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,9 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 	}
 	cl.watch()
 	base := e.t.ConnStats()
-	progress := func() control.Progress {
+	// completed is the torrent's BytesCompleted: one pass over its pieces
+	// per tick, shared with the stall check.
+	progress := func(completed int64) control.Progress {
 		s := e.t.ConnStats()
 		p := control.Progress{
 			Total:       e.payload,
@@ -82,7 +85,7 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 		// one pass over the missing pieces, where summing the files'
 		// counts cost a bitmap per file.
 		if length := e.t.Length(); length > 0 {
-			p.Completed = int64(float64(e.t.BytesCompleted()) / float64(length) * float64(e.payload))
+			p.Completed = int64(float64(completed) / float64(length) * float64(e.payload))
 		}
 		return p
 	}
@@ -91,23 +94,25 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 	// The store's own record of each data file's pieces decides (see
 	// Torrent.Complete): asking the engine each file's completed bytes cost
 	// 6% of an agent's CPU in a burst of 1,000 files.
-	reported := make(map[string]bool, len(e.files))
 	rels := make([]string, len(e.files))
 	for i, f := range e.files {
 		rels[i] = strings.Join(f.FileInfo().Path, "/")
 	}
-	completeFiles := func(all bool) map[string]store.Data {
+	// unreported are the files not yet reported complete: each tick looks
+	// at these only.
+	unreported := slices.Clone(rels)
+	completeFiles := func() map[string]store.Data {
 		var out map[string]store.Data
-		for _, rel := range rels {
-			if reported[rel] && !all || !e.layout.Complete(rel) {
-				continue
+		unreported = slices.DeleteFunc(unreported, func(rel string) bool {
+			if !e.layout.Complete(rel) {
+				return false
 			}
 			if out == nil {
 				out = map[string]store.Data{}
 			}
 			out[rel], _ = e.layout.Data(rel)
-			reported[rel] = true
-		}
+			return true
+		})
 		return out
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -137,7 +142,7 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 				}
 				files[rel], _ = e.layout.Data(rel)
 			}
-			if err := send(withFiles(control.Reply{Type: "done", Progress: progress()}, files)); err != nil {
+			if err := send(withFiles(control.Reply{Type: "done", Progress: progress(e.t.BytesCompleted())}, files)); err != nil {
 				return err
 			}
 			// The client places the files, then hangs up: until then the
@@ -149,14 +154,15 @@ func (a *Agent) fetch(ctx context.Context, req control.Request, trusted bool, cl
 			}
 			return nil
 		case <-tick.C:
-			p := progress()
-			if c := e.t.BytesCompleted(); c > lastDone {
+			c := e.t.BytesCompleted()
+			p := progress(c)
+			if c > lastDone {
 				lastDone, lastMove = c, time.Now()
 			} else if time.Since(lastMove) > fetchStall {
 				return fmt.Errorf("no progress for %s", fetchStall)
 			}
 			rep := control.Reply{Type: "progress", Progress: p}
-			if files := completeFiles(false); files != nil {
+			if files := completeFiles(); files != nil {
 				rep.Type = "files"
 				rep = withFiles(rep, files)
 			}
