@@ -112,7 +112,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := control.LimitCPUs(k.Int("max-cpus")); err != nil {
 		return fail(err)
 	}
-	defer control.ProfileCPU()()
+	defer control.ProfileCPU(stderr)()
 	if stateDir == "" {
 		return fail(fmt.Errorf("no state directory: set state-dir (neither XDG_CACHE_HOME nor HOME is set)"))
 	}

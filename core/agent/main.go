@@ -33,7 +33,7 @@ func Main(ctx context.Context, s control.Settings, stderr io.Writer) error {
 		defer logf.Close()
 		stderr = logf
 	}
-	defer control.ProfileCPU()()
+	defer control.ProfileCPU(stderr)()
 	err := Run(ctx, Config{
 		Settings: s,
 		Logger:   slog.New(slog.NewTextHandler(BestEffort(stderr), &slog.HandlerOptions{Level: level})),

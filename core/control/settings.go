@@ -176,17 +176,21 @@ func LimitCPUs(n int) error {
 // ProfileCPU starts a CPU profile of this process for pprof when the
 // environment names a file prefix in PKGTORRENT_CPUPROFILE (for the
 // benchmark; not a setting): the profile goes to prefix.<pid>, written by
-// the stop function it returns (a no-op otherwise).
-func ProfileCPU() (stop func()) {
+// the stop function it returns (a no-op otherwise). A profile that cannot
+// be written is said on w (the agent's log): an agent started by root runs
+// as the agent user, which needs write access to prefix's directory.
+func ProfileCPU(w io.Writer) (stop func()) {
 	prefix := os.Getenv("PKGTORRENT_CPUPROFILE")
 	if prefix == "" {
 		return func() {}
 	}
 	f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid()))
 	if err != nil {
+		fmt.Fprintf(w, "PKGTORRENT_CPUPROFILE: %v\n", err)
 		return func() {}
 	}
-	if pprof.StartCPUProfile(f) != nil {
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(w, "PKGTORRENT_CPUPROFILE: %v\n", err)
 		f.Close()
 		return func() {}
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -82,5 +83,34 @@ func TestLimitCPUs(t *testing.T) {
 	}
 	if err := LimitCPUs(-1); err == nil || !strings.Contains(err.Error(), "max-cpus") || runtime.GOMAXPROCS(0) != 1 {
 		t.Errorf("LimitCPUs(-1): %v, GOMAXPROCS %d; want an error naming max-cpus, 1", err, runtime.GOMAXPROCS(0))
+	}
+}
+
+// TestProfileCPU: the profile goes to prefix.<pid>; one that cannot be
+// written is said, not skipped in silence (an agent running as the agent
+// user cannot write into a directory only root may).
+func TestProfileCPU(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("PKGTORRENT_CPUPROFILE", filepath.Join(dir, "p"))
+	var out strings.Builder
+	ProfileCPU(&out)()
+	if fi, err := os.Stat(filepath.Join(dir, fmt.Sprintf("p.%d", os.Getpid()))); err != nil || fi.Size() == 0 {
+		t.Fatalf("no profile written: %v", err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("said %q for a profile written", out.String())
+	}
+
+	t.Setenv("PKGTORRENT_CPUPROFILE", filepath.Join(dir, "missing", "p"))
+	ProfileCPU(&out)()
+	if !strings.Contains(out.String(), "PKGTORRENT_CPUPROFILE") || !strings.Contains(out.String(), "missing") {
+		t.Fatalf("a profile that cannot be written: said %q", out.String())
+	}
+
+	t.Setenv("PKGTORRENT_CPUPROFILE", "")
+	out.Reset()
+	ProfileCPU(&out)()
+	if out.Len() != 0 {
+		t.Fatalf("said %q without the variable", out.String())
 	}
 }
