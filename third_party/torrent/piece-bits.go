@@ -34,18 +34,6 @@ func (b *pieceBits) Add(i pieceIndex) {
 	}
 }
 
-func (b *pieceBits) Remove(i pieceIndex) {
-	w := i >> 6
-	if i < 0 || w >= len(b.words) {
-		return
-	}
-	m := uint64(1) << (uint(i) & 63)
-	if b.words[w]&m != 0 {
-		b.words[w] &^= m
-		b.n--
-	}
-}
-
 // AddRange sets the pieces [0, n).
 func (b *pieceBits) AddRange(n pieceIndex) {
 	for i := range n {
