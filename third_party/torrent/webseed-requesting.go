@@ -658,7 +658,8 @@ func (t *Torrent) SetWebseedsLeave(leave func(piece int) bool) {
 
 // leavePieceToPeers reports whether the webseeds leave piece i to the peers: the torrent says so and a
 // connected peer has it (every webseed counts once in a piece's availability), and, if the torrent
-// leaves only requested pieces, a peer connection is fetching it.
+// leaves only requested pieces, a peer connection is fetching it (a piece peers have but nobody
+// fetches from them is the webseeds', whoever owns its slice: the owner has fetched it already).
 // Whatever no connected peer has, it leaves to the owner of the piece's slice (see
 // ClientConfig.WebseedSliceOwnerGrace).
 func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
@@ -678,6 +679,7 @@ func (t *Torrent) leavePieceToPeers(i pieceIndex) bool {
 				return true
 			}
 		}
+		return false
 	}
 	return t.webseedSliceOwnedByPeer(i)
 }
