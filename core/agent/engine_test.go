@@ -19,6 +19,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	"golang.org/x/time/rate"
 
 	"github.com/pkgtorrent/pkgtorrent/core/store"
 	"github.com/pkgtorrent/pkgtorrent/core/torrentfile"
@@ -434,6 +435,51 @@ func TestWebseedSliceOwners(t *testing.T) {
 	if copies > 1.12 {
 		t.Errorf("the webseed sent %.2f copies to %d leechers that share slices, want at most 1.12", copies, n)
 	}
+}
+
+// With SetWebseedsLeaveOnlyRequestedPeerPieces, two leechers whose uploads
+// are slower than the webseed take from it the pieces the other holds but
+// does not send, also in the webseed slices the other owns (it fetched them
+// from the webseed): each gets from its peer only what that peer's upload
+// delivers while the webseed works (about 1/8 of the torrent here), not the
+// half the other's slices hold.
+func TestWebseedsTakeIdlePiecesOfOwnedSlices(t *testing.T) {
+	const size = 16 << 20
+	seedDir := t.TempDir()
+	mi := seedTorrent(t, seedDir, size)
+	srv, sent := slowServer(t, seedDir, 8<<20)
+	var ts []*torrent.Torrent
+	var cls []*torrent.Client
+	for i := range 2 {
+		cfg := engineConfig(t)
+		cfg.UploadWhileLeeching = true
+		cfg.UploadRateLimiter = rate.NewLimiter(512<<10, 256<<10)
+		cfg.WebseedSliceOrderSeed = uint64(2000 + i)
+		cfg.WebseedRequestChunkSize = webseedRequestChunkSize
+		cfg.WebseedHostRequestConcurrency = webseedHostRequests
+		cfg.WebseedSliceOwnerGrace = 3 * time.Second
+		cl, tt := addTorrent(t, cfg, mi)
+		tt.SetWebseedsLeavePeerPieces(true)
+		tt.SetWebseedsLeaveOnlyRequestedPeerPieces(true)
+		tt.DownloadAll()
+		cls, ts = append(cls, cl), append(ts, tt)
+	}
+	ts[0].AddClientPeer(cls[1])
+	waitFor(t, "the leechers to connect", func() bool { return len(ts[0].PeerConns()) > 0 && len(ts[1].PeerConns()) > 0 })
+	for _, tt := range ts {
+		tt.AddWebSeeds([]string{srv.URL + "/"})
+	}
+	for i, tt := range ts {
+		waitFor(t, "the downloads", tt.Complete().Bool)
+		sameData(t, tt, seedDir)
+		st := tt.Stats()
+		fromPeer := float64(st.PeerConns.BytesReadUsefulData.Int64()) / size
+		t.Logf("leecher %d: %.2f of the torrent from its peer", i, fromPeer)
+		if fromPeer > 0.3 {
+			t.Errorf("leecher %d got %.2f of the torrent from a peer slower than the webseed, want at most 0.3", i, fromPeer)
+		}
+	}
+	t.Logf("the webseed sent %.2f copies", float64(sent.Load())/size)
 }
 
 // slowServer is countingServer sending at most rate bytes per second in all.
