@@ -399,13 +399,7 @@ func TestWebseedSliceOwners(t *testing.T) {
 	var ts []*torrent.Torrent
 	var cls []*torrent.Client
 	for i := range n {
-		cfg := engineConfig(t)
-		cfg.UploadWhileLeeching = true
-		cfg.WebseedSliceOrderSeed = uint64(1000 + i)
-		cfg.WebseedRequestChunkSize = webseedRequestChunkSize
-		cfg.WebseedHostRequestConcurrency = webseedHostRequests
-		cfg.WebseedSliceOwnerGrace = 3 * time.Second
-		cl, tt := addTorrent(t, cfg, mi)
+		cl, tt := addTorrent(t, burstConfig(t, uint64(1000+i)), mi)
 		tt.SetWebseedsLeavePeerPieces(true)
 		tt.DownloadAll() // no peer, no webseed yet: a leecher wants connections
 		cls, ts = append(cls, cl), append(ts, tt)
@@ -451,13 +445,8 @@ func TestWebseedsTakeIdlePiecesOfOwnedSlices(t *testing.T) {
 	var ts []*torrent.Torrent
 	var cls []*torrent.Client
 	for i := range 2 {
-		cfg := engineConfig(t)
-		cfg.UploadWhileLeeching = true
+		cfg := burstConfig(t, uint64(2000+i))
 		cfg.UploadRateLimiter = rate.NewLimiter(512<<10, 256<<10)
-		cfg.WebseedSliceOrderSeed = uint64(2000 + i)
-		cfg.WebseedRequestChunkSize = webseedRequestChunkSize
-		cfg.WebseedHostRequestConcurrency = webseedHostRequests
-		cfg.WebseedSliceOwnerGrace = 3 * time.Second
 		cl, tt := addTorrent(t, cfg, mi)
 		tt.SetWebseedsLeavePeerPieces(true)
 		tt.SetWebseedsLeaveOnlyRequestedPeerPieces(true)
@@ -480,6 +469,19 @@ func TestWebseedsTakeIdlePiecesOfOwnedSlices(t *testing.T) {
 		}
 	}
 	t.Logf("the webseed sent %.2f copies", float64(sent.Load())/size)
+}
+
+// burstConfig is engineConfig set up as the agent sets up a host of a
+// burst: uploads while leeching, its webseed slice order (seed), the
+// agent's webseed requests, and slice owners (a grace of 3 s).
+func burstConfig(t *testing.T, seed uint64) *torrent.ClientConfig {
+	cfg := engineConfig(t)
+	cfg.UploadWhileLeeching = true
+	cfg.WebseedSliceOrderSeed = seed
+	cfg.WebseedRequestChunkSize = webseedRequestChunkSize
+	cfg.WebseedHostRequestConcurrency = webseedHostRequests
+	cfg.WebseedSliceOwnerGrace = 3 * time.Second
+	return cfg
 }
 
 // slowServer is countingServer sending at most rate bytes per second in all.
