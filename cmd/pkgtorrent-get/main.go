@@ -52,6 +52,7 @@ func flags() *pflag.FlagSet {
 	fs.Duration("stall-timeout", fetch.DefaultStallTimeout, "give up when the download makes no progress for this long")
 	fs.Duration("peer-grace", d.PeerGrace, "how long peers may deliver nothing before the mirror joins")
 	fs.Bool("webseed-idle-pieces", d.WebseedIdlePieces, "let the mirror also send pieces peers have but are not sending (bursts end sooner, the mirror sends more)")
+	fs.Bool("webseed-catch-up", d.WebseedCatchUp, "let the mirror also send pieces peers have but are not sending once a fetch would end later than by the mirror alone")
 	fs.Bool("cross-batch", d.CrossBatch, "serve other hosts' batches that share files with what the agent holds, as the service vouches for them (off: one swarm per batch)")
 	fs.Bool("local-discovery", d.LocalDiscovery, "find the agents of the local network by multicast (BEP 14), without the tracker")
 	fs.String("peer-host", d.PeerHost, "address the agent listens on for peers (empty: all)")
@@ -221,6 +222,7 @@ func agentSettings(k settings, stateDir string) control.Settings {
 		SeedTime:          k.Duration("seed-time"),
 		PeerGrace:         k.Duration("peer-grace"),
 		WebseedIdlePieces: k.Bool("webseed-idle-pieces"),
+		WebseedCatchUp:    k.Bool("webseed-catch-up"),
 		CrossBatch:        k.Bool("cross-batch"),
 		LocalDiscovery:    k.Bool("local-discovery"),
 		PeerHost:          k.String("peer-host"),

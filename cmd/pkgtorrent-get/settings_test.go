@@ -24,6 +24,7 @@ func TestAgentSettingsRoundTrip(t *testing.T) {
 		SeedTime:          7 * time.Minute,
 		PeerGrace:         3 * time.Second,
 		WebseedIdlePieces: true,
+		WebseedCatchUp:    true,
 		CrossBatch:        true,
 		LocalDiscovery:    true,
 		PeerHost:          "127.0.0.1",

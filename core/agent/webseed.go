@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -53,6 +54,11 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	e.t.SetWebseedsLeaveOnlyRequestedPeerPieces(a.cfg.WebseedIdlePieces)
 	e.t.SetWebseedsLeavePeerPieces(true)
 	rule := newWebseedRule(time.Now(), a.cfg.PeerGrace, swarm)
+	var catch *catchUp
+	if a.cfg.WebseedCatchUp && !a.cfg.WebseedIdlePieces {
+		st := e.t.ConnStats()
+		catch = newCatchUp(time.Now(), e.t.BytesMissing(), st.WebSeeds.BytesReadUsefulData.Int64(), st.BytesReadUsefulData.Int64())
+	}
 	if rule.join {
 		a.addWebseeds(e, "no peers in the swarm")
 	}
@@ -91,6 +97,14 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 			st := e.t.ConnStats()
 			peerBytes := st.PeerConns.BytesReadUsefulData.Int64()
 			rule.observe(now, peerBytes, e.t.PeersHaveWantedPieces())
+			if catch != nil && e.webOn.Load() {
+				if finish, alone, on := catch.observe(now, st.WebSeeds.BytesReadUsefulData.Int64(), e.t.WebseedsRequesting(), st.BytesReadUsefulData.Int64()); on {
+					e.t.SetWebseedsLeaveOnlyRequestedPeerPieces(true)
+					a.log.Info("webseeds take idle peer pieces", "torrent", e.t.InfoHash().HexString(), "reason", "the peers are slower than the mirror alone",
+						"after", now.Sub(catch.start).Round(time.Millisecond), "finish", finish.Round(time.Millisecond), "mirror_alone", alone.Round(time.Millisecond))
+					catch = nil
+				}
+			}
 			if rule.join {
 				a.addWebseeds(e, "peers delivered nothing")
 				if others != nil {
@@ -219,6 +233,106 @@ func (r *webseedRule) observe(now time.Time, peerBytes int64, peersHaveWanted bo
 		r.join = true
 	}
 	r.leave = now.Sub(r.lastFine) < leaveGrace*r.grace
+}
+
+// catchUp decides, for one torrent, when its webseeds catch up with peers
+// that are slower than the mirror (Settings.WebseedCatchUp): from then on
+// they also fetch the pieces peers have but nobody is fetching from them,
+// as with WebseedIdlePieces. That is when the webseeds have nothing left to
+// fetch and, at its rate over the last catchUpWindow, the host would not
+// finish clearly sooner (catchUpMargin) than the webseeds alone would have
+// brought what it was missing: than plain HTTP from the same mirror. The
+// mirror of a big burst, shared by many hosts, is slow to each, and their
+// peers win: it still sends each piece about once. With a few hosts and a
+// mirror faster than their uploads, the mirror fills in and they end no
+// later than plain HTTP would. Once on, it stays on.
+//
+// The webseeds' rate is the lower of the one they had from the start to
+// their last byte and the one of their last catchUpWindow, in wall time: a
+// mirror shared by many sends to each host in bursts and gaps, the first
+// hosts of a burst to start have it to themselves for a moment, and the
+// last to fetch their share from it find it less busy than it would be
+// with every host fetching the whole batch.
+type catchUp struct {
+	start   time.Time
+	missing int64 // bytes missing at start
+	// The webseeds' and all sources' useful bytes at start (the engine's
+	// counts, which are cheap to read; the bytes missing are not: a walk
+	// over the pieces).
+	web0, got0 int64
+	// The webseeds' useful bytes when they last grew, and at the times
+	// they grew within catchUpWindow before that, with the last time
+	// before it, oldest first.
+	web []catchUpSample
+	// The bytes missing at the observations of the last catchUpWindow,
+	// oldest first.
+	recent []catchUpSample
+}
+
+// catchUpSample is a byte count at a time.
+type catchUpSample struct {
+	at    time.Time
+	bytes int64
+}
+
+// catchUpWindow is the span over which catchUp measures rates;
+// catchUpMinBusy is the least span of the webseeds' deliveries whose rate
+// counts. catchUpMargin is the share of the mirror alone's time a fetch is
+// to end within: the webseeds need time to catch up once they start, and a
+// host's rate is known only a window late.
+const (
+	catchUpWindow  = time.Second
+	catchUpMinBusy = 500 * time.Millisecond
+	catchUpMargin  = 0.8
+)
+
+// newCatchUp starts the rule at now for a torrent missing missing bytes,
+// whose webseeds have brought web bytes so far, and all its sources got.
+func newCatchUp(now time.Time, missing, web, got int64) *catchUp {
+	return &catchUp{start: now, missing: missing, web0: web, got0: got, web: []catchUpSample{{now, 0}}}
+}
+
+// observe takes, at now, the useful bytes the webseeds (web) and all
+// sources (got) have brought so far and whether the webseeds have a
+// request in flight, and reports whether the webseeds should take idle
+// peer pieces from now on, and why: when the fetch would finish at the
+// host's rate, and when it would have by the mirror alone (both from the
+// start; 0 until known).
+func (c *catchUp) observe(now time.Time, web int64, requesting bool, got int64) (finish, alone time.Duration, on bool) {
+	webBytes, missing := web-c.web0, c.missing-(got-c.got0)
+	c.web = trimSamples(c.web, webBytes, now)
+	c.recent = trimSamples(c.recent, missing, now)
+	last, old := c.web[len(c.web)-1], c.recent[0]
+	webSpan, span := last.at.Sub(c.web[0].at), now.Sub(old.at)
+	// Webseeds still fetching what they fetch anyway (the pieces no peer
+	// has, their slices) would gain nothing from more to fetch; a burst's
+	// start, while the hosts' peers have little yet, is slow.
+	if requesting || last.bytes == 0 || webSpan < catchUpMinBusy || span < catchUpWindow || missing <= 0 {
+		return 0, 0, false
+	}
+	rate := min(float64(last.bytes-c.web[0].bytes)/float64(webSpan), float64(last.bytes)/float64(last.at.Sub(c.start)))
+	alone = time.Duration(float64(c.missing) / rate)
+	gained := old.bytes - missing
+	if gained <= 0 {
+		// Nothing arrived for a whole window: the peers are slower.
+		return time.Duration(math.MaxInt64), alone, true
+	}
+	finish = now.Sub(c.start) + time.Duration(float64(missing)/float64(gained)*float64(span))
+	return finish, alone, float64(finish) > catchUpMargin*float64(alone)
+}
+
+// trimSamples adds v at now to samples when it changed (or samples is
+// empty), and drops the samples older than catchUpWindow before the newest
+// but the newest of those.
+func trimSamples(samples []catchUpSample, v int64, now time.Time) []catchUpSample {
+	if len(samples) == 0 || samples[len(samples)-1].bytes != v {
+		samples = append(samples, catchUpSample{now, v})
+	}
+	newest := samples[len(samples)-1].at
+	for len(samples) > 1 && newest.Sub(samples[1].at) >= catchUpWindow {
+		samples = samples[1:]
+	}
+	return samples
 }
 
 // leaveGrace is how many PeerGraces peers that have pieces we want may

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -104,5 +105,108 @@ func TestNoCompletedAfterStopped(t *testing.T) {
 	a.announceCompleted(e)
 	if n := seeders(); n != 0 {
 		t.Errorf("a completed announce after leaving listed the agent again (%d seeders)", n)
+	}
+}
+
+// When the webseeds catch up with slow peers, on simulated fetches of 100
+// MiB observed every 50 ms: web and peers give each source's rate in
+// bytes/s at a time since the start, webEnd when the webseeds' last request
+// ends (they deliver nothing once the fetch is complete).
+func TestCatchUp(t *testing.T) {
+	const mib = 1 << 20
+	const size = 100 * mib
+	type rates func(s float64) float64
+	until := func(end float64, r float64) rates {
+		return func(s float64) float64 {
+			if s < end {
+				return r
+			}
+			return 0
+		}
+	}
+	constant := func(r float64) rates { return func(float64) float64 { return r } }
+	// on returns when the rule turned on (seconds since the start), or -1
+	// if the fetch completed without.
+	on := func(web rates, webEnd float64, peers rates) float64 {
+		t0 := time.Unix(1000, 0)
+		c := newCatchUp(t0, size, 7, 9)
+		var webBytes, got float64
+		for i := 1; got < size; i++ {
+			s := float64(i) * 0.05
+			webBytes += web(s) * 0.05
+			got += (web(s) + peers(s)) * 0.05
+			if _, _, on := c.observe(t0.Add(time.Duration(s*float64(time.Second))), 7+int64(webBytes), s < webEnd, 9+min(size, int64(got))); on {
+				return s
+			}
+		}
+		return -1
+	}
+	for _, tc := range []struct {
+		name     string
+		web      rates
+		webEnd   float64
+		peers    rates
+		from, to float64 // -1: never on
+	}{
+		// Two hosts, a mirror of 25 MiB/s, uploads of 5 MiB/s: each host's
+		// webseeds bring its half in 4 s, then the peer alone would take
+		// another 6 s, against 8 s for the mirror alone.
+		{"two hosts", until(4, 12.5*mib), 4, constant(5 * mib), 4.2, 5.5},
+		// Twenty hosts: the mirror brings each host's 5 MiB slice at 1.25
+		// MiB/s; the peers are slower than the mirror's 25 MiB/s but far
+		// faster than its share of it (80 s for 100 MiB).
+		{"twenty hosts", until(4, 1.25*mib), 4, constant(3.5 * mib), -1, -1},
+		// Ten hosts, the first to start with the mirror to itself for a
+		// second: its average rate (5.6 MiB/s) would turn it on at ~5 s;
+		// the rate it had last (2 MiB/s) is what plain HTTP would give it.
+		{"ten hosts, a fast start", func(s float64) float64 {
+			switch {
+			case s < 1:
+				return 20 * mib
+			case s < 5:
+				return 2 * mib
+			}
+			return 0
+		}, 5, constant(4 * mib), -1, -1},
+		// Twenty hosts at low rates: the mirror (2.5 MiB/s in all) sends
+		// each host 256 KiB at once every 2 s, then, the other hosts done
+		// with it, 5 MiB in a second; the host's peers bring 1 MiB/s. Only
+		// in wall time, and from the start, is the mirror's rate what
+		// plain HTTP would get from it.
+		{"twenty hosts, a slow mirror", func(s float64) float64 {
+			switch i := int(math.Round(s / 0.05)); {
+			case s < 38 && i%40 == 0:
+				return 256 << 10 / 0.05
+			case s >= 38 && s < 39:
+				return 5 * mib
+			}
+			return 0
+		}, 39, constant(1 * mib), -1, -1},
+		// The peers stop delivering when the webseeds are done with
+		// their slices: at once, without waiting for leaveGrace.
+		{"peers stop", until(4, 12.5*mib), 4, until(4, 5*mib), 4.0, 4.3},
+		// Peers faster than the mirror: the webseeds stay out of their
+		// way.
+		{"fast peers", until(2, 12.5*mib), 2, constant(20 * mib), -1, -1},
+		// The webseeds wait on a slow mirror with requests in flight:
+		// they are not idle, whatever their bytes say.
+		{"a slow mirror's gaps", func(s float64) float64 {
+			if i := int(math.Round(s / 0.05)); i%40 == 0 {
+				return 1 * mib / 0.05
+			}
+			return 0
+		}, 1000, constant(1 * mib), -1, -1},
+	} {
+		got := on(tc.web, tc.webEnd, tc.peers)
+		if tc.from < 0 && got >= 0 || tc.from >= 0 && (got < tc.from || got > tc.to) {
+			t.Errorf("%s: on at %.2fs, want %v-%v (-1: never)", tc.name, got, tc.from, tc.to)
+		}
+	}
+	// The webseeds never delivered: no rate to compare with.
+	c := newCatchUp(time.Unix(1000, 0), size, 0, 0)
+	for s := 1; s < 100; s++ {
+		if _, _, on := c.observe(time.Unix(1000, 0).Add(time.Duration(s)*100*time.Millisecond), 0, false, int64(s)*mib/10); on {
+			t.Fatal("on without a webseed rate")
+		}
 	}
 }

@@ -27,6 +27,14 @@ type Settings struct {
 	// has to the peers): a fetch ends sooner when the peers are slower than
 	// the mirror, and the mirror sends more.
 	WebseedIdlePieces bool
+	// WebseedCatchUp lets the webseeds of a fetch also fetch pieces
+	// connected peers have but are not sending once the fetch, at its
+	// rate, would end later than the webseeds alone would have delivered
+	// it (as plain HTTP from the mirror): a few hosts with uploads slower
+	// than the mirror end no later than plain HTTP, the many hosts of a
+	// burst, whose mirror is slow to each, still leave the peers' pieces to
+	// the peers.
+	WebseedCatchUp bool
 	// CrossBatch lets the agent serve the batches of other hosts that share
 	// files with what it holds, once its service vouches for them (see
 	// package agent); off, every batch is its own swarm.
@@ -67,11 +75,12 @@ type Settings struct {
 // Defaults are the settings of an agent nothing else was said about; the
 // flags of pkgtorrent-get take their defaults from here.
 var Defaults = Settings{
-	SeedTime:   30 * time.Minute,
-	PeerGrace:  time.Second,
-	CrossBatch: true,
-	MaxCPUs:    1,
-	LogLevel:   "info",
+	SeedTime:       30 * time.Minute,
+	PeerGrace:      time.Second,
+	WebseedCatchUp: true,
+	CrossBatch:     true,
+	MaxCPUs:        1,
+	LogLevel:       "info",
 }
 
 // Args returns the settings as pkgtorrent-get options (every one, so that
@@ -82,6 +91,7 @@ func (s Settings) Args() []string {
 		"--seed-time", s.SeedTime.String(),
 		"--peer-grace", s.PeerGrace.String(),
 		fmt.Sprintf("--webseed-idle-pieces=%t", s.WebseedIdlePieces),
+		fmt.Sprintf("--webseed-catch-up=%t", s.WebseedCatchUp),
 		fmt.Sprintf("--cross-batch=%t", s.CrossBatch),
 		fmt.Sprintf("--local-discovery=%t", s.LocalDiscovery),
 		"--peer-host", s.PeerHost,
@@ -112,6 +122,7 @@ func ParseArgs(args []string) (Settings, error) {
 	fs.DurationVar(&s.SeedTime, "seed-time", d.SeedTime, "")
 	fs.DurationVar(&s.PeerGrace, "peer-grace", d.PeerGrace, "")
 	fs.BoolVar(&s.WebseedIdlePieces, "webseed-idle-pieces", d.WebseedIdlePieces, "")
+	fs.BoolVar(&s.WebseedCatchUp, "webseed-catch-up", d.WebseedCatchUp, "")
 	fs.BoolVar(&s.CrossBatch, "cross-batch", d.CrossBatch, "")
 	fs.BoolVar(&s.LocalDiscovery, "local-discovery", d.LocalDiscovery, "")
 	fs.StringVar(&s.PeerHost, "peer-host", d.PeerHost, "")

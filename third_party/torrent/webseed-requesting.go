@@ -746,6 +746,19 @@ func (t *Torrent) PeersHaveWantedPieces() bool {
 	return false
 }
 
+// WebseedsRequesting reports whether a webseed of the torrent has a request in flight (pkgtorrent
+// patch): whether the webseeds are fetching something, slowly or not.
+func (t *Torrent) WebseedsRequesting() bool {
+	t.cl.rLock()
+	defer t.cl.rUnlock()
+	for _, ws := range t.webSeeds {
+		if ws.expectingChunks() {
+			return true
+		}
+	}
+	return false
+}
+
 // webseedSliceOrder is the rank of a slice in this client's webseed request order: the slice index,
 // or with ClientConfig.WebseedSliceOrderSeed a pseudo-random permutation of it (pkgtorrent patch).
 func (cl *Client) webseedSliceOrder(i webseedSliceIndex) uint64 {
