@@ -239,8 +239,8 @@ func (r *webseedRule) observe(now time.Time, peerBytes int64, peersHaveWanted bo
 // that are slower than the mirror (Settings.WebseedCatchUp): from then on
 // they also fetch the pieces peers have but nobody is fetching from them,
 // as with WebseedIdlePieces. That is when the webseeds have nothing left to
-// fetch and, at its rate over the last catchUpWindow, the host would not
-// finish clearly sooner (catchUpMargin) than the webseeds alone would have
+// fetch and, at its peers' rate over the last catchUpWindow, the host would
+// not finish clearly sooner (catchUpMargin) than the webseeds alone would have
 // brought what it was missing: than plain HTTP from the same mirror. The
 // mirror of a big burst, shared by many hosts, is slow to each, and their
 // peers win: it still sends each piece about once. With a few hosts and a
@@ -264,9 +264,10 @@ type catchUp struct {
 	// they grew within catchUpWindow before that, with the last time
 	// before it, oldest first.
 	web []catchUpSample
-	// The bytes missing at the observations of the last catchUpWindow,
-	// oldest first.
-	recent []catchUpSample
+	// The peers' useful bytes when they last grew, and at the times they
+	// grew within catchUpWindow before that, with the last time before
+	// it, oldest first.
+	peers []catchUpSample
 }
 
 // catchUpSample is a byte count at a time.
@@ -289,7 +290,7 @@ const (
 // newCatchUp starts the rule at now for a torrent missing missing bytes,
 // whose webseeds have brought web bytes so far, and all its sources got.
 func newCatchUp(now time.Time, missing, web, got int64) *catchUp {
-	return &catchUp{start: now, missing: missing, web0: web, got0: got, web: []catchUpSample{{now, 0}}}
+	return &catchUp{start: now, missing: missing, web0: web, got0: got, web: []catchUpSample{{now, 0}}, peers: []catchUpSample{{now, 0}}}
 }
 
 // observe takes, at now, the useful bytes the webseeds (web) and all
@@ -299,10 +300,11 @@ func newCatchUp(now time.Time, missing, web, got int64) *catchUp {
 // host's rate, and when it would have by the mirror alone (both from the
 // start; 0 until known).
 func (c *catchUp) observe(now time.Time, web int64, requesting bool, got int64) (finish, alone time.Duration, on bool) {
-	webBytes, missing := web-c.web0, c.missing-(got-c.got0)
+	webBytes, gotBytes := web-c.web0, got-c.got0
+	missing := c.missing - gotBytes
 	c.web = trimSamples(c.web, webBytes, now)
-	c.recent = trimSamples(c.recent, missing, now)
-	last, old := c.web[len(c.web)-1], c.recent[0]
+	c.peers = trimSamples(c.peers, gotBytes-webBytes, now)
+	last, old := c.web[len(c.web)-1], c.peers[0]
 	webSpan, span := last.at.Sub(c.web[0].at), now.Sub(old.at)
 	// Webseeds still fetching what they fetch anyway (the pieces no peer
 	// has, their slices) would gain nothing from more to fetch; a burst's
@@ -312,9 +314,10 @@ func (c *catchUp) observe(now time.Time, web int64, requesting bool, got int64) 
 	}
 	rate := min(float64(last.bytes-c.web[0].bytes)/float64(webSpan), float64(last.bytes)/float64(last.at.Sub(c.start)))
 	alone = time.Duration(float64(c.missing) / rate)
-	gained := old.bytes - missing
+	// The webseeds idle, the rest comes from the peers, at their rate.
+	gained := gotBytes - webBytes - old.bytes
 	if gained <= 0 {
-		// Nothing arrived for a whole window: the peers are slower.
+		// Nothing arrived from them for a whole window.
 		return time.Duration(math.MaxInt64), alone, true
 	}
 	finish = now.Sub(c.start) + time.Duration(float64(missing)/float64(gained)*float64(span))
