@@ -414,27 +414,8 @@ func TestOpentrackerBurst(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	var wg sync.WaitGroup
-	results := make([]e2e.Result, 3)
-	dirs := make([]string, 3)
-	for i := range results {
-		h := e2e.NewHost(t)
-		dirs[i] = t.TempDir()
-		list := batchList(t, svc, root, dirs[i], batchNames)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = h.Get(list, "--service", svc.url, "--batch", "-")
-		}()
-	}
-	wg.Wait()
 	var peers int64
-	for i, r := range results {
-		if r.Code != 0 {
-			t.Fatalf("client %d: exit %d: %s", i, r.Code, r.Stderr)
-		}
-		sameFiles(t, root, dirs[i], batchNames)
-		t.Logf("client %d: %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
+	for _, r := range burst(t, svc, root, batchNames, 3) {
 		peers += r.BytesFromPeers
 	}
 	if peers == 0 {

@@ -136,29 +136,10 @@ func TestBurstThreeClients(t *testing.T) {
 	}
 	// The origin alone would need total/limit = ~4 s per client.
 	svc := startService(t, root, "--origin-rate-limit", fmt.Sprint(total/4))
-	var wg sync.WaitGroup
-	results := make([]e2e.Result, 3)
-	dirs := make([]string, 3)
-	for i := range results {
-		h := e2e.NewHost(t)
-		dirs[i] = t.TempDir()
-		list := batchList(t, svc, root, dirs[i], batchNames)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A generous peer grace: on a loaded test machine connecting to
-			// peers can take longer than the 1 s default.
-			results[i] = h.Get(list, "--service", svc.url, "--peer-grace", "5s", "--batch", "-")
-		}()
-	}
-	wg.Wait()
+	// A generous peer grace: on a loaded test machine connecting to peers
+	// can take longer than the 1 s default.
 	var peers, web, bytes int64
-	for i, r := range results {
-		if r.Code != 0 {
-			t.Fatalf("client %d: exit %d: %s", i, r.Code, r.Stderr)
-		}
-		sameFiles(t, root, dirs[i], batchNames)
-		t.Logf("client %d: %d files, %d bytes, %d from peers, %d from webseed, %.2fs", i, r.Files, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds)
+	for _, r := range burst(t, svc, root, batchNames, 3, "--peer-grace", "5s") {
 		peers += r.BytesFromPeers
 		web += r.BytesFromWebseed
 		bytes += r.Bytes
@@ -168,6 +149,35 @@ func TestBurstThreeClients(t *testing.T) {
 	if peers == 0 {
 		t.Fatal("no bytes came from peers")
 	}
+}
+
+// burst has n new hosts fetch the files names of root from svc at once
+// (pkgtorrent-get with args, --service and --batch), checks that each
+// exits 0 having placed them all, and returns their results.
+func burst(t *testing.T, svc service, root string, names []string, n int, args ...string) []e2e.Result {
+	t.Helper()
+	var wg sync.WaitGroup
+	results := make([]e2e.Result, n)
+	dirs := make([]string, n)
+	for i := range results {
+		h := e2e.NewHost(t)
+		dirs[i] = t.TempDir()
+		list := batchList(t, svc, root, dirs[i], names)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.Get(list, append(append([]string{"--service", svc.url}, args...), "--batch", "-")...)
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.Code != 0 {
+			t.Fatalf("host %d: exit %d: %s", i, r.Code, r.Stderr)
+		}
+		sameFiles(t, root, dirs[i], names)
+		t.Logf("host %d: %d files, %d bytes, %d from peers, %d from webseed, %.2fs (direct %t)", i, r.Files, r.Bytes, r.BytesFromPeers, r.BytesFromWebseed, r.Seconds, r.Direct)
+	}
+	return results
 }
 
 // A client arriving after another has the batch takes it from that peer.
