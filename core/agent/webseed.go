@@ -297,7 +297,7 @@ func newCatchUp(now time.Time, missing, web, got int64) *catchUp {
 // sources (got) have brought so far and whether the webseeds have a
 // request in flight, and reports whether the webseeds should take idle
 // peer pieces from now on, and why: when the fetch would finish at the
-// host's rate, and when it would have by the mirror alone (both from the
+// peers' rate, and when it would have by the mirror alone (both from the
 // start; 0 until known).
 func (c *catchUp) observe(now time.Time, web int64, requesting bool, got int64) (finish, alone time.Duration, on bool) {
 	webBytes, gotBytes := web-c.web0, got-c.got0
