@@ -71,7 +71,7 @@ func TestCrossBatchLateArrival(t *testing.T) {
 	// Its own file, which no peer's batch holds, came from the webseed
 	// as soon as the peers delivered, not after a peer grace without
 	// delivery.
-	if b, _ := os.ReadFile(filepath.Join(second.State, "agent.log")); !strings.Contains(string(b), `reason="files no other batch holds"`) {
+	if b, _ := os.ReadFile(filepath.Join(second.State, "agent.log")); !strings.Contains(string(b), `reason="files no other batch holds`) {
 		t.Errorf("the webseeds did not join for the file no other batch holds; agent log:\n%s", b)
 	}
 }

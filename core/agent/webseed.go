@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 
+	"github.com/pkgtorrent/pkgtorrent/core/store"
 	"github.com/pkgtorrent/pkgtorrent/core/tracker"
 )
 
@@ -71,10 +75,16 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 		}()
 	}
 	leave := rule.leave
-	// The pieces of e's files that other batches of this agent hold (see
-	// othersHold), left to the peers while the webseeds fetch only the
-	// rest (nil: not so).
+	// The pieces of e's files that other batches of this agent hold and
+	// fetch (see othersHold), left to the peers while the webseeds fetch
+	// only the rest (nil: not so).
 	var others *atomic.Pointer[[]bool]
+	// Webseeds in from the start (no peers in the swarm) leave the slices
+	// of shared files other batches fetch while shareRule has peers
+	// deliver; shareDone once it no longer does.
+	startJoined := rule.join
+	var shareRule *webseedRule
+	shareDone := false
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -105,7 +115,34 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 					catch = nil
 				}
 			}
-			if rule.join {
+			if startJoined {
+				// In from the start, the webseeds fetch everything until
+				// peers deliver: hosts of other batches, which fetch their
+				// slices of the shared files (see fetcher). Then they leave
+				// those slices to them while peers keep delivering.
+				if !shareDone && peerBytes > 0 {
+					held, _ := a.othersHold(e, false)
+					switch {
+					case others == nil && slices.Contains(held, true):
+						others = &atomic.Pointer[[]bool]{}
+						others.Store(&held)
+						e.t.SetWebseedsLeave(func(i int) bool {
+							h := *others.Load()
+							return i < len(h) && h[i]
+						})
+						shareRule = newWebseedRule(now, a.cfg.PeerGrace, -1)
+						a.log.Info("webseeds leave the slices other batches fetch", "torrent", e.t.InfoHash().HexString())
+					case others != nil:
+						shareRule.observe(now, peerBytes, true)
+						if shareRule.join {
+							e.t.SetWebseedsLeave(nil)
+							others, shareDone = nil, true
+						} else {
+							others.Store(&held)
+						}
+					}
+				}
+			} else if rule.join {
 				a.addWebseeds(e, "peers delivered nothing")
 				if others != nil {
 					e.t.SetWebseedsLeave(nil)
@@ -115,8 +152,9 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				// The peers are up and deliver (they have told what they
 				// have). Files the batches of other hosts connected here do
 				// not hold come from no peer: the webseeds fetch those at
-				// once, and leave the rest to the peers until the rule says
-				// join.
+				// once, and this batch's slices of the shared ones (see
+				// fetcher), and leave the rest to the peers until the rule
+				// says join.
 				held, unique := a.othersHold(e, others == nil)
 				if others == nil && unique {
 					others = &atomic.Pointer[[]bool]{}
@@ -125,7 +163,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 						h := *others.Load()
 						return i < len(h) && h[i]
 					})
-					a.addWebseeds(e, "files no other batch holds")
+					a.addWebseeds(e, "files no other batch holds, or its slices of shared ones")
 				} else if others != nil {
 					others.Store(&held)
 				}
@@ -139,35 +177,109 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	}
 }
 
-// othersHold returns, per piece of e, whether another torrent of this agent
-// holds its file (the batch of a host connected here, adopted, or another
-// fetch of this host), and, when asked (check), whether a file of e that
-// no other torrent holds is not complete: only the webseeds will bring it.
+// othersHold returns, per piece of e, whether the webseeds leave it to the
+// peers: another torrent of this agent holds its file (the batch of a host
+// connected here, adopted, or another fetch of this host) and e's batch is
+// not the one of them that fetches that part of the file from the mirror
+// (see fetcher). When asked (check), it also reports whether a piece the
+// webseeds do not leave is not complete: only the webseeds will bring it.
 func (a *Agent) othersHold(e *entry, check bool) (held []bool, unique bool) {
 	keys := e.layout.Keys()
 	held = make([]bool, e.t.NumPieces())
-	_, shared := a.otherHolders(e, keys)
+	shared, sharers := a.sharers(e, keys)
+	self := e.t.InfoHash()
 	for j, k := range keys {
 		end := len(held)
 		if j+1 < len(keys) {
 			end = keys[j+1].FirstPiece
 		}
-		if shared[j] {
-			for i := k.FirstPiece; i < end && i < len(held); i++ {
+		for i := k.FirstPiece; i < end && i < len(held); i++ {
+			if shared[j] && (len(sharers[j]) == 0 || !fetcher(self, sharers[j], k.Key, (i-k.FirstPiece)/fetchSlice)) {
 				held[i] = true
+				continue
 			}
-			continue
-		}
-		if check && !unique {
-			for i := k.FirstPiece; i < end && i < len(held); i++ {
-				if !e.t.Piece(i).State().Complete {
-					unique = true
-					break
-				}
+			if check && !unique && !e.t.Piece(i).State().Complete {
+				unique = true
 			}
 		}
 	}
 	return held, unique
+}
+
+// sharers returns, per file of e (keys, e's), whether another torrent of
+// this agent holds it, and the info hashes of those that have a peer
+// connected: the batches of the hosts that want the file too, or hold it.
+// (A file only torrents without peers hold, such as another fetch of this
+// host, is left to them, as it was before the choice of fetchers.)
+func (a *Agent) sharers(e *entry, keys []store.SpanKey) (shared []bool, connected [][]metainfo.Hash) {
+	others, shared := a.otherHolders(e, keys)
+	connected = make([][]metainfo.Hash, len(keys))
+	if len(others) == 0 {
+		return shared, connected
+	}
+	// The engine's lock, not under the agent's.
+	peered := map[*entry]metainfo.Hash{}
+	for o := range others {
+		if len(o.t.PeerConns()) > 0 {
+			peered[o] = o.t.InfoHash()
+		}
+	}
+	if len(peered) == 0 {
+		return shared, connected
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for j, k := range keys {
+		if !shared[j] {
+			continue
+		}
+		for o := range a.holders[k.Key] {
+			if ih, ok := peered[o]; ok && o != e {
+				connected[j] = append(connected[j], ih)
+			}
+		}
+	}
+	return shared, connected
+}
+
+// fetchSlice is the part of a shared file, in pieces, that one of the
+// batches holding it fetches from the mirror for all (see fetcher).
+const fetchSlice = 16
+
+// fetcher reports whether the batch self is the one of self and others
+// (the other batches holding a file, of the hosts connected) that fetches
+// the slice-th fetchSlice pieces of the file with content key key from the
+// mirror. Every host whose batch holds the file computes the same choice
+// from the same batches, so the mirror sends each slice of a shared file
+// about once, and the hosts fetch their slices at once instead of waiting
+// for peers that would not fetch them either; the peers trade the rest.
+// The choice is spread over the batches by a hash of the batch, the file
+// and the slice.
+func fetcher(self metainfo.Hash, others []metainfo.Hash, key string, slice int) bool {
+	rank := func(ih metainfo.Hash) uint64 {
+		h := fnv.New64a()
+		h.Write(ih[:])
+		h.Write([]byte(key))
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(slice))
+		h.Write(b[:])
+		// FNV-1a's last bytes barely reach its high bits: mix them
+		// (MurmurHash3's finalizer), so the order spreads.
+		x := h.Sum64()
+		x ^= x >> 33
+		x *= 0xff51afd7ed558ccd
+		x ^= x >> 33
+		x *= 0xc4ceb9fe1a85ec53
+		x ^= x >> 33
+		return x
+	}
+	mine := rank(self)
+	for _, o := range others {
+		if o != self && rank(o) < mine {
+			return false
+		}
+	}
+	return true
 }
 
 // swarmUnreachable reports whether none of the peers the first of e's

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -208,5 +210,47 @@ func TestCatchUp(t *testing.T) {
 		if _, _, on := c.observe(time.Unix(1000, 0).Add(time.Duration(s)*100*time.Millisecond), 0, false, int64(s)*mib/10); on {
 			t.Fatal("on without a webseed rate")
 		}
+	}
+}
+
+// Of the batches holding a shared file, exactly one fetches each slice from
+// the mirror, whatever order each host lists the others in; the slices
+// spread over the batches; and a batch alone fetches everything.
+func TestFetcher(t *testing.T) {
+	var ihs []metainfo.Hash
+	for i := range 5 {
+		var ih metainfo.Hash
+		ih[0], ih[19] = byte(i+1), byte(7*i)
+		ihs = append(ihs, ih)
+	}
+	counts := make([]int, len(ihs))
+	const files, perFile = 40, 5
+	for f := range files {
+		key := fmt.Sprintf("content-%d", f)
+		for s := range perFile {
+			owners := 0
+			for i, self := range ihs {
+				// Each host lists the others in its own order, with itself
+				// among them for the one that lists its own batch twice.
+				others := append(slices.Clone(ihs[i+1:]), ihs[:i+1]...)
+				if fetcher(self, others, key, s) {
+					owners++
+					counts[i]++
+				}
+			}
+			if owners != 1 {
+				t.Fatalf("file %d slice %d: %d batches fetch it, want 1", f, s, owners)
+			}
+		}
+	}
+	t.Logf("slices fetched per batch: %v", counts)
+	for i, c := range counts {
+		// 200 slices over 5 batches: 40 each on average.
+		if c < 20 || c > 60 {
+			t.Errorf("batch %d fetches %d of %d slices, want 20-60: %v", i, c, files*perFile, counts)
+		}
+	}
+	if !fetcher(ihs[0], nil, "content-0", 0) {
+		t.Error("a batch no other holds does not fetch its file")
 	}
 }
