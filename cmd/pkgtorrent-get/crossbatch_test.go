@@ -165,8 +165,12 @@ func TestCrossBatchDirectYields(t *testing.T) {
 	}
 	origin := int64(svc.stats(t)["file_bytes_sent"])
 	t.Logf("distinct %d bytes: origin sent %d (%.2fx)", distinct, origin, float64(origin)/float64(distinct))
-	if origin > distinct*13/10 {
-		t.Errorf("origin sent %d bytes, more than 1.3x the %d distinct", origin, distinct)
+	// The second host fetches its slices of the shared files from the
+	// mirror at once (agent.fetcher), some of them files the first one's
+	// direct fetch has in flight: 1.00-1.25x measured; without the
+	// hand-over the shared bytes come twice (~1.9x).
+	if origin > distinct*14/10 {
+		t.Errorf("origin sent %d bytes, more than 1.4x the %d distinct", origin, distinct)
 	}
 }
 

@@ -120,7 +120,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				// peers deliver: hosts of other batches, which fetch their
 				// slices of the shared files (see fetcher). Then they leave
 				// those slices to them while peers keep delivering.
-				if !shareDone && peerBytes > 0 {
+				if !shareDone && peerBytes > 0 && (others != nil || a.sharing(e)) {
 					held, _ := a.othersHold(e, false)
 					switch {
 					case others == nil && slices.Contains(held, true):
@@ -194,7 +194,7 @@ func (a *Agent) othersHold(e *entry, check bool) (held []bool, unique bool) {
 			end = keys[j+1].FirstPiece
 		}
 		for i := k.FirstPiece; i < end && i < len(held); i++ {
-			if shared[j] && (len(sharers[j]) == 0 || !fetcher(self, sharers[j], k.Key, (i-k.FirstPiece)/fetchSlice)) {
+			if shared[j] && (sharers == nil || len(sharers[j]) == 0 || !fetcher(self, sharers[j], k.Key, (i-k.FirstPiece)/fetchSlice)) {
 				held[i] = true
 				continue
 			}
@@ -211,11 +211,11 @@ func (a *Agent) othersHold(e *entry, check bool) (held []bool, unique bool) {
 // connected: the batches of the hosts that want the file too, or hold it.
 // (A file only torrents without peers hold, such as another fetch of this
 // host, is left to them, as it was before the choice of fetchers.)
+// connected is nil when no such torrent has a peer.
 func (a *Agent) sharers(e *entry, keys []store.SpanKey) (shared []bool, connected [][]metainfo.Hash) {
 	others, shared := a.otherHolders(e, keys)
-	connected = make([][]metainfo.Hash, len(keys))
 	if len(others) == 0 {
-		return shared, connected
+		return shared, nil
 	}
 	// The engine's lock, not under the agent's.
 	peered := map[*entry]metainfo.Hash{}
@@ -225,8 +225,9 @@ func (a *Agent) sharers(e *entry, keys []store.SpanKey) (shared []bool, connecte
 		}
 	}
 	if len(peered) == 0 {
-		return shared, connected
+		return shared, nil
 	}
+	connected = make([][]metainfo.Hash, len(keys))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for j, k := range keys {
@@ -240,6 +241,14 @@ func (a *Agent) sharers(e *entry, keys []store.SpanKey) (shared []bool, connecte
 		}
 	}
 	return shared, connected
+}
+
+// sharing reports whether another torrent of this agent holds one of e's
+// files (what othersHold looks at), without taking a piece map: a
+// same-batch burst's hosts have none, every tick.
+func (a *Agent) sharing(e *entry) bool {
+	others, _ := a.otherHolders(e, e.layout.Keys())
+	return len(others) > 0
 }
 
 // fetchSlice is the part of a shared file, in pieces, that one of the
