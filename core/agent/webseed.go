@@ -120,16 +120,11 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				// peers deliver: hosts of other batches, which fetch their
 				// slices of the shared files (see fetcher). Then they leave
 				// those slices to them while peers keep delivering.
-				if !shareDone && peerBytes > 0 && (others != nil || a.sharing(e)) {
+				if !shareDone && peerBytes > 0 {
 					held, _ := a.othersHold(e, false)
 					switch {
-					case others == nil && slices.Contains(held, true):
-						others = &atomic.Pointer[[]bool]{}
-						others.Store(&held)
-						e.t.SetWebseedsLeave(func(i int) bool {
-							h := *others.Load()
-							return i < len(h) && h[i]
-						})
+					case others == nil && held != nil:
+						others = leaveHeld(e, held)
 						shareRule = newWebseedRule(now, a.cfg.PeerGrace, -1)
 						a.log.Info("webseeds leave the slices other batches fetch", "torrent", e.t.InfoHash().HexString())
 					case others != nil:
@@ -157,12 +152,7 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 				// says join.
 				held, unique := a.othersHold(e, others == nil)
 				if others == nil && unique {
-					others = &atomic.Pointer[[]bool]{}
-					others.Store(&held)
-					e.t.SetWebseedsLeave(func(i int) bool {
-						h := *others.Load()
-						return i < len(h) && h[i]
-					})
+					others = leaveHeld(e, held)
 					a.addWebseeds(e, "files no other batch holds, or its slices of shared ones")
 				} else if others != nil {
 					others.Store(&held)
@@ -177,24 +167,44 @@ func (a *Agent) webseedPolicy(e *entry, swarm int) {
 	}
 }
 
+// leaveHeld has e's webseeds leave the pieces held marks (see othersHold)
+// and returns where to store the next marks.
+func leaveHeld(e *entry, held []bool) *atomic.Pointer[[]bool] {
+	p := &atomic.Pointer[[]bool]{}
+	p.Store(&held)
+	e.t.SetWebseedsLeave(func(i int) bool {
+		h := *p.Load()
+		return i < len(h) && h[i]
+	})
+	return p
+}
+
 // othersHold returns, per piece of e, whether the webseeds leave it to the
 // peers: another torrent of this agent holds its file (the batch of a host
 // connected here, adopted, or another fetch of this host) and e's batch is
 // not the one of them that fetches that part of the file from the mirror
 // (see fetcher). When asked (check), it also reports whether a piece the
 // webseeds do not leave is not complete: only the webseeds will bring it.
+// held is nil when the webseeds leave no piece (in a same-batch burst,
+// every tick, without a piece map).
 func (a *Agent) othersHold(e *entry, check bool) (held []bool, unique bool) {
 	keys := e.layout.Keys()
-	held = make([]bool, e.t.NumPieces())
 	shared, sharers := a.sharers(e, keys)
+	if !check && !slices.Contains(shared, true) {
+		return nil, false
+	}
+	n := e.t.NumPieces()
 	self := e.t.InfoHash()
 	for j, k := range keys {
-		end := len(held)
+		end := n
 		if j+1 < len(keys) {
 			end = keys[j+1].FirstPiece
 		}
-		for i := k.FirstPiece; i < end && i < len(held); i++ {
+		for i := k.FirstPiece; i < end && i < n; i++ {
 			if shared[j] && (sharers == nil || len(sharers[j]) == 0 || !fetcher(self, sharers[j], k.Key, (i-k.FirstPiece)/fetchSlice)) {
+				if held == nil {
+					held = make([]bool, n)
+				}
 				held[i] = true
 				continue
 			}
@@ -241,14 +251,6 @@ func (a *Agent) sharers(e *entry, keys []store.SpanKey) (shared []bool, connecte
 		}
 	}
 	return shared, connected
-}
-
-// sharing reports whether another torrent of this agent holds one of e's
-// files (what othersHold looks at), without taking a piece map: a
-// same-batch burst's hosts have none, every tick.
-func (a *Agent) sharing(e *entry) bool {
-	others, _ := a.otherHolders(e, e.layout.Keys())
-	return len(others) > 0
 }
 
 // fetchSlice is the part of a shared file, in pieces, that one of the
